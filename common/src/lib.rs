@@ -1,0 +1,17 @@
+//! What the peer and the tracker share, with no I/O policy of its own.
+//!
+//! - [`types`]: the info-hash and peer id.
+//! - [`bencode`]: a bounded structural check in front of `serde_bencode`, and
+//!   the byte spans of a dictionary's values.
+//! - [`metainfo`]: `.torrent` files, from raw bytes to a validated
+//!   [`metainfo::Metainfo`] whose paths cannot escape the download directory.
+//! - [`create`]: building a torrent from files: piece-length rule, directory
+//!   walk, parallel hashing.
+
+pub mod bencode;
+pub mod create;
+pub mod metainfo;
+pub mod types;
+
+pub use metainfo::{Metainfo, MetainfoError};
+pub use types::{InfoHash, PeerId};
