@@ -20,7 +20,6 @@ use std::{
     io,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
 };
 
 use rayon::prelude::*;
@@ -62,8 +61,6 @@ pub enum CreateError {
     FileChanged(PathBuf),
     #[error("at least one announce URL is needed")]
     NoTracker,
-    #[error("hashing was cancelled")]
-    Cancelled,
     #[error("the created torrent does not validate: {0}")]
     Invalid(#[from] MetainfoError),
 }
@@ -208,13 +205,11 @@ fn walk(
 }
 
 /// Hashes every piece of `files` taken as one byte stream, on the current
-/// rayon pool. `progress` is called with the byte count of each hashed piece;
-/// setting `cancel` stops the work early.
+/// rayon pool. `progress` is called with the byte count of each hashed piece.
 pub fn hash_pieces(
     files: &[SourceFile],
     piece_length: u64,
     progress: &(dyn Fn(u64) + Sync),
-    cancel: &AtomicBool,
 ) -> Result<Vec<[u8; 20]>, CreateError> {
     let mut offsets = Vec::with_capacity(files.len());
     let mut total: u64 = 0;
@@ -233,9 +228,6 @@ pub fn hash_pieces(
         .map_init(
             || vec![0u8; buffer_size],
             |buffer, index| {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(CreateError::Cancelled);
-                }
                 let start = index * piece_length;
                 let len = (total - start).min(piece_length) as usize;
                 let piece = &mut buffer[..len];
@@ -303,7 +295,6 @@ pub fn create(
     tree: &SourceTree,
     options: &CreateOptions,
     progress: &(dyn Fn(u64) + Sync),
-    cancel: &AtomicBool,
 ) -> Result<Metainfo, CreateError> {
     let tiers: Vec<Vec<String>> = options
         .announce_tiers
@@ -318,7 +309,7 @@ pub fn create(
         Some(length) => check_piece_length(length)?,
         None => auto_piece_length(tree.total_length()),
     };
-    let hashes = hash_pieces(&tree.files, piece_length, progress, cancel)?;
+    let hashes = hash_pieces(&tree.files, piece_length, progress)?;
 
     let text = |s: &str| Value::Bytes(s.as_bytes().to_vec());
     let mut info: HashMap<Vec<u8>, Value> = HashMap::new();
@@ -432,7 +423,7 @@ mod tests {
             piece_length: Some(16 << 10),
             ..Default::default()
         };
-        let meta = create(&tree, &options, &|_| {}, &AtomicBool::new(false)).unwrap();
+        let meta = create(&tree, &options, &|_| {}).unwrap();
         let stream = [a, b].concat();
         let expected: Vec<[u8; 20]> = stream
             .chunks(16 << 10)
@@ -462,7 +453,6 @@ mod tests {
             &scan(&file, false).unwrap(),
             &options,
             &|_| {},
-            &AtomicBool::new(false),
         )
         .unwrap();
         assert!(!meta.info.multi_file);
@@ -487,8 +477,7 @@ mod tests {
             create(
                 &tree,
                 &CreateOptions::default(),
-                &|_| {},
-                &AtomicBool::new(false)
+                &|_| {}
             ),
             Err(CreateError::NoTracker)
         ));
@@ -505,7 +494,7 @@ mod tests {
         write(&file, &[1u8; 40_000]);
         let tree = scan(&file, false).unwrap();
         write(&file, &[1u8; 10]);
-        let err = hash_pieces(&tree.files, 16 << 10, &|_| {}, &AtomicBool::new(false)).unwrap_err();
+        let err = hash_pieces(&tree.files, 16 << 10, &|_| {}).unwrap_err();
         assert!(matches!(err, CreateError::FileChanged(_)), "{err}");
     }
 }

@@ -293,15 +293,17 @@ impl Metainfo {
 
     /// A magnet link (BEP 9): `xt=urn:btih:<hex>`, `dn`, and a `tr` per tracker.
     pub fn magnet_link(&self) -> String {
-        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+        // RFC 3986 unreserved characters stay as they are.
+        const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
         let mut link = format!(
             "magnet:?xt=urn:btih:{}&dn={}",
             self.info_hash.to_hex(),
-            utf8_percent_encode(&self.info.name, NON_ALPHANUMERIC)
+            utf8_percent_encode(&self.info.name, COMPONENT)
         );
         for url in self.tracker_tiers().iter().flatten() {
             link.push_str("&tr=");
-            link.extend(utf8_percent_encode(url, NON_ALPHANUMERIC));
+            link.extend(utf8_percent_encode(url, COMPONENT));
         }
         link
     }
