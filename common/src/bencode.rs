@@ -68,9 +68,12 @@ pub fn check(input: &[u8]) -> Result<(), BencodeError> {
     Ok(())
 }
 
+/// A dictionary key and the byte range of its value.
+pub type DictEntrySpan<'a> = (&'a [u8], Range<usize>);
+
 /// For a checked top-level dictionary, the key and byte range of every value,
 /// in file order. `input` must have passed [`check`].
-pub fn dict_value_spans(input: &[u8]) -> Result<Vec<(&[u8], Range<usize>)>, BencodeError> {
+pub fn dict_value_spans(input: &[u8]) -> Result<Vec<DictEntrySpan<'_>>, BencodeError> {
     if input.first() != Some(&b'd') {
         return Err(BencodeError::NotADict);
     }

@@ -449,12 +449,7 @@ mod tests {
             source: Some("lab".into()),
             ..Default::default()
         };
-        let meta = create(
-            &scan(&file, false).unwrap(),
-            &options,
-            &|_| {},
-        )
-        .unwrap();
+        let meta = create(&scan(&file, false).unwrap(), &options, &|_| {}).unwrap();
         assert!(!meta.info.multi_file);
         assert_eq!(meta.info.name, "seed.bin");
         assert_eq!(meta.info.piece_length, MIN_PIECE_LENGTH);
@@ -474,11 +469,7 @@ mod tests {
         write(&dir.path().join("x"), b"1");
         let tree = scan(dir.path(), false).unwrap();
         assert!(matches!(
-            create(
-                &tree,
-                &CreateOptions::default(),
-                &|_| {}
-            ),
+            create(&tree, &CreateOptions::default(), &|_| {}),
             Err(CreateError::NoTracker)
         ));
         assert!(matches!(

@@ -27,7 +27,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(exit: Exit, message: impl std::fmt::Display) -> Self {
-        Failure { exit, message: message.to_string() }
+        Failure {
+            exit,
+            message: message.to_string(),
+        }
     }
 
     pub fn report(self) -> ExitCode {

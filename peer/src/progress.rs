@@ -15,5 +15,7 @@ pub fn bytes_bar(total: u64, label: &str) -> ProgressBar {
     )
     .expect("the template is valid")
     .progress_chars("=> ");
-    ProgressBar::new(total).with_style(style).with_prefix(label.to_owned())
+    ProgressBar::new(total)
+        .with_style(style)
+        .with_prefix(label.to_owned())
 }

@@ -4,9 +4,13 @@
 /// without `iB`/`B`; case-insensitive). `1M` is 1,048,576.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is not a size (examples: 262144, 256K, 1M)"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 262144, 256K, 1M)"))?;
     let shift = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -15,7 +19,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         _ => return Err(format!("{text:?}: unknown size suffix {suffix:?}")),
     };
-    number.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// `1536` -> `1.50 KiB`.

@@ -295,7 +295,11 @@ impl Metainfo {
     pub fn magnet_link(&self) -> String {
         use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
         // RFC 3986 unreserved characters stay as they are.
-        const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
         let mut link = format!(
             "magnet:?xt=urn:btih:{}&dn={}",
             self.info_hash.to_hex(),

@@ -303,7 +303,7 @@ fn zero_negative_or_absurd_piece_length() {
 #[test]
 fn nesting_deeper_than_the_limit() {
     let mut file = b"d4:info".to_vec();
-    file.extend(std::iter::repeat(b'l').take(100_000));
+    file.extend(std::iter::repeat_n(b'l', 100_000));
     assert_eq!(
         Metainfo::from_bytes(&file).unwrap_err(),
         MetainfoError::Bencode(BencodeError::TooDeep(7 + bencode::MAX_DEPTH - 1))

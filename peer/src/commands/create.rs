@@ -82,10 +82,15 @@ fn announce_tiers(values: &[String]) -> Result<Vec<Vec<String>>, Failure> {
                 .map(str::trim)
                 .filter(|url| !url.is_empty())
                 .map(|url| {
-                    if ["http://", "https://", "udp://"].iter().any(|scheme| url.starts_with(scheme)) {
+                    if ["http://", "https://", "udp://"]
+                        .iter()
+                        .any(|scheme| url.starts_with(scheme))
+                    {
                         Ok(url.to_owned())
                     } else {
-                        Err(invalid(format!("announce URL {url:?} must start with http://, https:// or udp://")))
+                        Err(invalid(format!(
+                            "announce URL {url:?} must start with http://, https:// or udp://"
+                        )))
                     }
                 })
                 .collect()
@@ -98,12 +103,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.output.exists() && !args.force {
         return Err(Failure::new(
             Exit::Refused,
-            format!("{} exists; use --force to replace it", args.output.display()),
+            format!(
+                "{} exists; use --force to replace it",
+                args.output.display()
+            ),
         ));
     }
     let piece_length = match args.piece_length.as_str() {
         "auto" => None,
-        text => Some(create::check_piece_length(units::parse_size(text).map_err(invalid)?).map_err(invalid)?),
+        text => Some(
+            create::check_piece_length(units::parse_size(text).map_err(invalid)?)
+                .map_err(invalid)?,
+        ),
     };
     let options = CreateOptions {
         announce_tiers: announce_tiers(&args.announce)?,
@@ -113,8 +124,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         source: args.source,
         web_seeds: args.web_seed,
         created_by: Some(concat!("peer/", env!("CARGO_PKG_VERSION")).to_owned()),
-        creation_date: (!args.no_date)
-            .then(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)),
+        creation_date: (!args.no_date).then(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        }),
     };
     let tree = create::scan(&args.path, args.include_hidden).map_err(from_create_error)?;
 
@@ -122,7 +136,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(threads) = args.threads {
         pool = pool.num_threads(threads.max(1));
     }
-    let pool = pool.build().map_err(|e| Failure::new(Exit::Io, format!("cannot start hashing threads: {e}")))?;
+    let pool = pool
+        .build()
+        .map_err(|e| Failure::new(Exit::Io, format!("cannot start hashing threads: {e}")))?;
     let bar = progress::bytes_bar(tree.total_length(), "hashing");
     let meta = pool
         .install(|| create::create(&tree, &options, &|bytes| bar.inc(bytes)))
@@ -165,17 +181,25 @@ fn write_atomically(output: &Path, bytes: &[u8], replace: bool) -> Result<(), Fa
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let mut temp = tempfile::Builder::new().prefix(".peer-create-").tempfile_in(dir).map_err(io)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".peer-create-")
+        .tempfile_in(dir)
+        .map_err(io)?;
     temp.write_all(bytes).map_err(io)?;
     // Temporary files start private (0600); a torrent is meant to be shared.
-    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io)?;
     temp.as_file().sync_all().map_err(io)?;
     if replace {
         temp.persist(output).map_err(|e| io(e.error))?;
     } else {
         temp.persist_noclobber(output).map_err(|e| {
             if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Failure::new(Exit::Refused, format!("{} exists; use --force to replace it", output.display()))
+                Failure::new(
+                    Exit::Refused,
+                    format!("{} exists; use --force to replace it", output.display()),
+                )
             } else {
                 io(e.error)
             }

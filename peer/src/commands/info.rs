@@ -51,7 +51,11 @@ fn to_json(meta: &Metainfo) -> serde_json::Value {
 
 fn report(meta: &Metainfo, file: &std::path::Path) -> String {
     let info = &meta.info;
-    let mut out = format!("Name: {}\nFile: {}\n\nGENERAL\n\n", info.name, file.display());
+    let mut out = format!(
+        "Name: {}\nFile: {}\n\nGENERAL\n\n",
+        info.name,
+        file.display()
+    );
     let mut line = |key: &str, value: String| out.push_str(&format!("  {key}: {value}\n"));
     line("Name", info.name.clone());
     line("Hash", meta.info_hash.to_hex());
@@ -60,7 +64,10 @@ fn report(meta: &Metainfo, file: &std::path::Path) -> String {
     }
     if let Some(date) = meta.creation_date {
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(date.max(0) as u64);
-        line("Created on", humantime::format_rfc3339_seconds(when).to_string());
+        line(
+            "Created on",
+            humantime::format_rfc3339_seconds(when).to_string(),
+        );
     }
     if let Some(comment) = &meta.comment {
         line("Comment", comment.clone());
@@ -70,8 +77,23 @@ fn report(meta: &Metainfo, file: &std::path::Path) -> String {
     }
     line("Piece Count", info.piece_count().to_string());
     line("Piece Size", human_size(info.piece_length));
-    line("Total Size", format!("{} ({} bytes)", human_size(info.total_length), info.total_length));
-    line("Privacy", if info.private { "Private torrent" } else { "Public torrent" }.into());
+    line(
+        "Total Size",
+        format!(
+            "{} ({} bytes)",
+            human_size(info.total_length),
+            info.total_length
+        ),
+    );
+    line(
+        "Privacy",
+        if info.private {
+            "Private torrent"
+        } else {
+            "Public torrent"
+        }
+        .into(),
+    );
     line("Magnet", meta.magnet_link());
     out.push_str("\nTRACKERS\n");
     for (number, tier) in meta.tracker_tiers().iter().enumerate() {
@@ -88,7 +110,11 @@ fn report(meta: &Metainfo, file: &std::path::Path) -> String {
     }
     out.push_str("\nFILES\n\n");
     for file in &info.files {
-        out.push_str(&format!("  {} ({})\n", file.display_path(), human_size(file.length)));
+        out.push_str(&format!(
+            "  {} ({})\n",
+            file.display_path(),
+            human_size(file.length)
+        ));
     }
     out
 }

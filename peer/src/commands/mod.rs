@@ -14,6 +14,9 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo, Failure> {
     let io_failure = |e: std::io::Error| Failure::new(Exit::Io, format!("{}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(io_failure)?;
     let mut bytes = Vec::new();
-    file.take(MAX_TORRENT_BYTES + 1).read_to_end(&mut bytes).map_err(io_failure)?;
-    Metainfo::from_bytes(&bytes).map_err(|e| Failure::new(Exit::InvalidInput, format!("{}: {e}", path.display())))
+    file.take(MAX_TORRENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_failure)?;
+    Metainfo::from_bytes(&bytes)
+        .map_err(|e| Failure::new(Exit::InvalidInput, format!("{}: {e}", path.display())))
 }

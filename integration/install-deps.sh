@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and benchmarks drive, when missing.
+# Needs root (or sudo) for apt-get; does nothing when everything is present.
+#
+# Usage: integration/install-deps.sh [--bench]
+#   --bench  also the tools only the benchmarks use (hyperfine, GNU time)
+set -euo pipefail
+
+# command -> Debian package
+declare -A needed=(
+  [transmission-show]=transmission-cli
+  [transmission-create]=transmission-cli
+  [aria2c]=aria2
+  [mktorrent]=mktorrent
+  [openssl]=openssl
+  [numfmt]=coreutils
+)
+if [ "${1:-}" = "--bench" ]; then
+  needed[hyperfine]=hyperfine
+  needed[/usr/bin/time]=time
+fi
+
+missing=()
+for tool in "${!needed[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${needed[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+echo "install-deps: installing $packages" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+$sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
