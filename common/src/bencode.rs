@@ -99,6 +99,57 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, BencodeError> {
     serde_bencode::to_bytes(value).map_err(|e| BencodeError::Serde(e.to_string()))
 }
 
+/// A streaming bencode writer for hot paths (tracker responses), where
+/// building a `Value` tree per request would cost an allocation per key. The
+/// caller writes dictionary keys in sorted order, as BEP 3 requires; the
+/// tests of every user check the output with [`check`] and a decoder.
+#[derive(Debug, Default)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        self.buf.push(b'i');
+        self.buf.extend_from_slice(value.to_string().as_bytes());
+        self.buf.push(b'e');
+        self
+    }
+
+    pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
+        self.buf
+            .extend_from_slice(value.len().to_string().as_bytes());
+        self.buf.push(b':');
+        self.buf.extend_from_slice(value);
+        self
+    }
+
+    pub fn dict(&mut self) -> &mut Self {
+        self.buf.push(b'd');
+        self
+    }
+
+    pub fn list(&mut self) -> &mut Self {
+        self.buf.push(b'l');
+        self
+    }
+
+    pub fn end(&mut self) -> &mut Self {
+        self.buf.push(b'e');
+        self
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 /// One open container while scanning: a list, or a dictionary with the keys
 /// seen so far (to refuse duplicates) and whether a key or a value comes next.
 enum Frame<'a> {

@@ -7,10 +7,12 @@
 //!   [`metainfo::Metainfo`] whose paths cannot escape the download directory.
 //! - [`create`]: building a torrent from files: piece-length rule, directory
 //!   walk, parallel hashing.
+//! - [`tracker_proto`]: announce and scrape queries and replies, both ways.
 
 pub mod bencode;
 pub mod create;
 pub mod metainfo;
+pub mod tracker_proto;
 pub mod types;
 
 pub use metainfo::{Metainfo, MetainfoError};
