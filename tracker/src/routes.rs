@@ -1,0 +1,184 @@
+//! HTTP handlers. Every refusal is HTTP 200 with a bencoded `failure reason`,
+//! as BitTorrent clients expect; nothing a client sends can panic a handler.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use common::tracker_proto::{
+    encode_failure, parse_scrape, query::MAX_QUERY_BYTES, AnnounceRequest, AnnounceResponse,
+    QueryError, ScrapeStats,
+};
+use thiserror::Error;
+
+use crate::{
+    dashboard,
+    stats::snapshot,
+    swarm::{Announce, SwarmError},
+    AppState,
+};
+
+/// Why a request was refused; the text is the `failure reason`.
+#[derive(Debug, Error)]
+pub enum TrackerError {
+    #[error("{0}")]
+    BadRequest(#[from] QueryError),
+    #[error("unregistered torrent")]
+    Unregistered,
+    #[error("full scrape is disabled")]
+    FullScrapeDisabled,
+    #[error("tracker is full")]
+    Full,
+}
+
+impl IntoResponse for TrackerError {
+    fn into_response(self) -> Response {
+        bencoded(encode_failure(&self.to_string()))
+    }
+}
+
+fn bencoded(body: Vec<u8>) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        body,
+    )
+        .into_response()
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/announce", get(announce))
+        .route("/scrape", get(scrape))
+        .route("/stats", get(stats))
+        .route("/", get(|| async { Html(dashboard::PAGE) }))
+        .with_state(state)
+}
+
+/// The query, refusing an oversized one before any parsing.
+fn query_of(raw: Option<String>) -> Result<String, TrackerError> {
+    let query = raw.unwrap_or_default();
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::TooLong.into());
+    }
+    Ok(query)
+}
+
+/// The peer's address: the connection's source, or X-Forwarded-For's last
+/// hop when the connection comes from the trusted proxy, or the `ip`
+/// parameter when the operator allows it.
+fn peer_ip(
+    state: &AppState,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    param: Option<IpAddr>,
+) -> IpAddr {
+    if let (true, Some(ip)) = (state.config.allow_ip_param, param) {
+        return ip;
+    }
+    let source = remote.ip().to_canonical();
+    if state.config.trusted_proxy == Some(source) {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .last();
+        if let Some(ip) = forwarded {
+            return ip.to_canonical();
+        }
+    }
+    source
+}
+
+async fn announce(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, TrackerError> {
+    let request = AnnounceRequest::parse(&query_of(raw)?)?;
+    if state.config.catalog.is_some() && !state.catalog().contains_key(&request.info_hash) {
+        return Err(TrackerError::Unregistered);
+    }
+    let ip = peer_ip(&state, remote, &headers, request.ip);
+    let numwant = request
+        .numwant
+        .map_or(state.config.default_numwant, |n| n as usize)
+        .min(state.config.max_numwant);
+    let now = state.now();
+    state.rate.record(now);
+    let announce = Announce {
+        info_hash: request.info_hash,
+        peer_id: request.peer_id,
+        addr: SocketAddr::new(ip, request.port),
+        uploaded: request.uploaded,
+        downloaded: request.downloaded,
+        left: request.left,
+        event: request.event,
+        numwant,
+    };
+    let outcome = state
+        .swarms
+        .announce(&announce, now, &mut rand::rng())
+        .map_err(|SwarmError::Full| TrackerError::Full)?;
+    let response = AnnounceResponse {
+        interval: state.config.interval,
+        min_interval: Some((state.config.interval / 2).max(1)),
+        complete: outcome.stats.complete,
+        incomplete: outcome.stats.incomplete,
+        peers: outcome.peers,
+        warning: None,
+    };
+    Ok(bencoded(
+        response.encode(request.compact, request.no_peer_id),
+    ))
+}
+
+async fn scrape(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, TrackerError> {
+    let hashes = parse_scrape(&query_of(raw)?)?;
+    let mut files: Vec<_> = if hashes.is_empty() {
+        if !state.config.allow_full_scrape {
+            return Err(TrackerError::FullScrapeDisabled);
+        }
+        let mut all = Vec::new();
+        state
+            .swarms
+            .for_each(|hash, swarm| all.push((*hash, swarm.stats())));
+        all
+    } else {
+        // BEP 48: every asked hash gets an entry; unknown swarms count zero.
+        hashes
+            .into_iter()
+            .map(|hash| {
+                (
+                    hash,
+                    state.swarms.scrape(&hash).unwrap_or(ScrapeStats::default()),
+                )
+            })
+            .collect()
+    };
+    Ok(bencoded(common::tracker_proto::response::encode_scrape(
+        &mut files,
+    )))
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(snapshot(
+        &state.swarms,
+        state.catalog(),
+        &state.rate,
+        state.now(),
+    ))
+}

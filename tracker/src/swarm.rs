@@ -1,0 +1,470 @@
+//! The tracker's state: every swarm and its peers, with no I/O.
+//!
+//! Swarms are sharded by info-hash over [`SHARDS`] mutexes, so announces for
+//! different torrents rarely wait on each other and never on one global lock.
+//! The locks are `std::sync::Mutex`, not async ones: every critical section is
+//! a few hash-map operations with no `.await` inside, so a blocking lock held
+//! for microseconds is cheaper than an async one.
+//!
+//! The clock (`now`, whole seconds since the tracker started) and the random
+//! generator are passed in, so tests are deterministic.
+//!
+//! Memory per stored peer: a [`Peer`] is 48 bytes; in the swarm's `IndexMap`
+//! each entry also holds its key (20) and hash (8), 80 bytes with padding,
+//! plus an 8-byte index slot and a control byte in the hash table, all times
+//! the maps' spare capacity (up to 2x just after growth). The tracker memory
+//! benchmark measures the total.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex, MutexGuard,
+    },
+};
+
+use common::{
+    tracker_proto::{AnnounceEvent, PeerEntry, ScrapeStats},
+    InfoHash, PeerId,
+};
+use indexmap::IndexMap;
+use rand::Rng;
+
+/// Number of shards; a power of two so the shard is a byte of the hash.
+pub const SHARDS: usize = 64;
+
+const FLAG_COMPLETED: u8 = 1;
+
+/// One peer as stored: counters, address and last announce, nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    /// IPv6, or IPv4-mapped IPv6 for an IPv4 peer.
+    ip: [u8; 16],
+    /// Seconds since the tracker started.
+    pub last_seen: u32,
+    port: u16,
+    flags: u8,
+}
+
+impl Peer {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(Ipv6Addr::from(self.ip).to_canonical(), self.port)
+    }
+
+    pub fn is_seeder(&self) -> bool {
+        self.left == 0
+    }
+}
+
+/// One torrent's swarm.
+#[derive(Debug, Default)]
+pub struct Swarm {
+    pub peers: IndexMap<PeerId, Peer>,
+    pub seeders: u32,
+    /// Downloads completed (event=completed), ever.
+    pub completed: u32,
+    pub last_activity: u32,
+}
+
+impl Swarm {
+    pub fn stats(&self) -> ScrapeStats {
+        ScrapeStats {
+            complete: self.seeders,
+            downloaded: self.completed,
+            incomplete: self.peers.len() as u32 - self.seeders,
+        }
+    }
+
+    fn remove(&mut self, id: &PeerId) -> bool {
+        match self.peers.swap_remove(id) {
+            Some(peer) => {
+                self.seeders -= u32::from(peer.is_seeder());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Up to `want` random peers other than `asker`; only leechers for a seeder.
+    fn pick<R: Rng>(
+        &self,
+        asker: &PeerId,
+        asker_is_seeder: bool,
+        want: usize,
+        rng: &mut R,
+    ) -> Vec<PeerEntry> {
+        let entry = |(id, peer): (&PeerId, &Peer)| PeerEntry {
+            addr: peer.addr(),
+            peer_id: Some(*id),
+        };
+        if asker_is_seeder {
+            // Only leechers: sample from them (one pass; seeders announce rarely).
+            let leechers: Vec<usize> = (0..self.peers.len())
+                .filter(|&i| !self.peers[i].is_seeder())
+                .collect();
+            let chosen = rand::seq::index::sample(rng, leechers.len(), want.min(leechers.len()));
+            return chosen
+                .iter()
+                .filter_map(|i| self.peers.get_index(leechers[i]))
+                .map(entry)
+                .collect();
+        }
+        // One more than wanted, in case the asker itself is drawn.
+        let chosen =
+            rand::seq::index::sample(rng, self.peers.len(), (want + 1).min(self.peers.len()));
+        chosen
+            .iter()
+            .filter_map(|i| self.peers.get_index(i))
+            .filter(|(id, _)| *id != asker)
+            .take(want)
+            .map(entry)
+            .collect()
+    }
+}
+
+/// What an announce says about one peer, after the query is parsed and the
+/// peer's address is decided.
+#[derive(Debug, Clone, Copy)]
+pub struct Announce {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub addr: SocketAddr,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub event: AnnounceEvent,
+    pub numwant: usize,
+}
+
+/// What the tracker answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceOutcome {
+    pub stats: ScrapeStats,
+    pub peers: Vec<PeerEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmError {
+    /// The tracker holds its configured maximum of peers.
+    Full,
+}
+
+/// Every swarm, sharded.
+pub struct Swarms {
+    shards: Box<[Mutex<HashMap<InfoHash, Swarm>>]>,
+    peer_count: AtomicUsize,
+    max_peers: usize,
+}
+
+impl Swarms {
+    pub fn new(max_peers: usize) -> Self {
+        Swarms {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            peer_count: AtomicUsize::new(0),
+            max_peers,
+        }
+    }
+
+    fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, HashMap<InfoHash, Swarm>> {
+        // A panic while holding a shard cannot leave a swarm half-updated in a
+        // way that matters more than losing the tracker, so poison is ignored.
+        self.shards[hash.0[0] as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Peers stored, over all swarms.
+    pub fn peer_count(&self) -> usize {
+        self.peer_count.load(Ordering::Relaxed)
+    }
+
+    /// Records an announce and answers it.
+    pub fn announce<R: Rng>(
+        &self,
+        a: &Announce,
+        now: u32,
+        rng: &mut R,
+    ) -> Result<AnnounceOutcome, SwarmError> {
+        let mut shard = self.shard(&a.info_hash);
+        if a.event == AnnounceEvent::Stopped {
+            let Some(swarm) = shard.get_mut(&a.info_hash) else {
+                return Ok(AnnounceOutcome {
+                    stats: ScrapeStats::default(),
+                    peers: Vec::new(),
+                });
+            };
+            if swarm.remove(&a.peer_id) {
+                self.peer_count.fetch_sub(1, Ordering::Relaxed);
+            }
+            swarm.last_activity = now;
+            return Ok(AnnounceOutcome {
+                stats: swarm.stats(),
+                peers: Vec::new(),
+            });
+        }
+        let swarm = shard.entry(a.info_hash).or_default();
+        swarm.last_activity = now;
+        let ip = match a.addr.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let fresh = Peer {
+            uploaded: a.uploaded,
+            downloaded: a.downloaded,
+            left: a.left,
+            ip,
+            last_seen: now,
+            port: a.addr.port(),
+            flags: 0,
+        };
+        match swarm.peers.get_mut(&a.peer_id) {
+            Some(peer) => {
+                let was_seeder = peer.is_seeder();
+                *peer = Peer {
+                    flags: peer.flags,
+                    ..fresh
+                };
+                swarm.seeders = swarm.seeders + u32::from(peer.is_seeder()) - u32::from(was_seeder);
+            }
+            None => {
+                if self.peer_count() >= self.max_peers {
+                    return Err(SwarmError::Full);
+                }
+                self.peer_count.fetch_add(1, Ordering::Relaxed);
+                swarm.seeders += u32::from(fresh.is_seeder());
+                swarm.peers.insert(a.peer_id, fresh);
+            }
+        }
+        if a.event == AnnounceEvent::Completed {
+            // Count each peer's completion once, however often it says so.
+            if let Some(peer) = swarm.peers.get_mut(&a.peer_id) {
+                if peer.flags & FLAG_COMPLETED == 0 {
+                    peer.flags |= FLAG_COMPLETED;
+                    swarm.completed += 1;
+                }
+            }
+        }
+        let peers = swarm.pick(&a.peer_id, a.left == 0, a.numwant, rng);
+        Ok(AnnounceOutcome {
+            stats: swarm.stats(),
+            peers,
+        })
+    }
+
+    /// Counters of one swarm; `None` when nobody announced it.
+    pub fn scrape(&self, hash: &InfoHash) -> Option<ScrapeStats> {
+        self.shard(hash).get(hash).map(Swarm::stats)
+    }
+
+    /// Removes peers not seen for more than `timeout` seconds, and swarms left
+    /// empty. Returns how many peers were removed.
+    pub fn expire(&self, now: u32, timeout: u32) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|_, swarm| {
+                let before = swarm.peers.len();
+                swarm
+                    .peers
+                    .retain(|_, peer| now.saturating_sub(peer.last_seen) <= timeout);
+                swarm.seeders = swarm.peers.values().filter(|p| p.is_seeder()).count() as u32;
+                removed += before - swarm.peers.len();
+                !swarm.peers.is_empty()
+            });
+        }
+        self.peer_count.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Calls `visit` with every swarm in turn, one shard locked at a time.
+    pub fn for_each(&self, mut visit: impl FnMut(&InfoHash, &Swarm)) {
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (hash, swarm) in shard.iter() {
+                visit(hash, swarm);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn announce(id: u8, left: u64, event: AnnounceEvent) -> Announce {
+        Announce {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([id; 20]),
+            addr: SocketAddr::from(([10, 0, 0, id], 6881)),
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+            numwant: 50,
+        }
+    }
+
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn a_stored_peer_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Peer>(), 48);
+    }
+
+    #[test]
+    fn peers_see_each_other_but_never_themselves() {
+        let swarms = Swarms::new(100);
+        let first = swarms
+            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        assert!(first.peers.is_empty());
+        let second = swarms
+            .announce(&announce(2, 10, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        assert_eq!(second.peers.len(), 1);
+        assert_eq!(
+            second.peers[0].addr,
+            SocketAddr::from(([10, 0, 0, 1], 6881))
+        );
+        assert_eq!(
+            second.stats,
+            ScrapeStats {
+                complete: 0,
+                downloaded: 0,
+                incomplete: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_seeder_gets_no_seeders() {
+        let swarms = Swarms::new(100);
+        for id in 1..=3 {
+            swarms
+                .announce(&announce(id, 0, AnnounceEvent::Started), 0, &mut rng())
+                .unwrap();
+        }
+        swarms
+            .announce(&announce(9, 5, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        let seeder = swarms
+            .announce(&announce(1, 0, AnnounceEvent::None), 1, &mut rng())
+            .unwrap();
+        assert_eq!(
+            seeder
+                .peers
+                .iter()
+                .map(|p| p.peer_id.unwrap().0[0])
+                .collect::<Vec<_>>(),
+            [9]
+        );
+        let leecher = swarms
+            .announce(&announce(9, 5, AnnounceEvent::None), 1, &mut rng())
+            .unwrap();
+        assert_eq!(leecher.peers.len(), 3);
+    }
+
+    #[test]
+    fn numwant_caps_the_reply_with_a_random_choice() {
+        let swarms = Swarms::new(1000);
+        for id in 1..=200 {
+            swarms
+                .announce(&announce(id, 1, AnnounceEvent::Started), 0, &mut rng())
+                .unwrap();
+        }
+        let ask = Announce {
+            numwant: 10,
+            ..announce(1, 1, AnnounceEvent::None)
+        };
+        let a = swarms
+            .announce(&ask, 0, &mut StdRng::seed_from_u64(1))
+            .unwrap();
+        let b = swarms
+            .announce(&ask, 0, &mut StdRng::seed_from_u64(2))
+            .unwrap();
+        assert_eq!(a.peers.len(), 10);
+        assert!(a.peers.iter().all(|p| p.peer_id != Some(PeerId([1; 20]))));
+        assert_ne!(a.peers, b.peers, "different draws give different peers");
+    }
+
+    #[test]
+    fn completed_counts_once_and_stopped_removes() {
+        let swarms = Swarms::new(100);
+        swarms
+            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        swarms
+            .announce(&announce(1, 0, AnnounceEvent::Completed), 1, &mut rng())
+            .unwrap();
+        swarms
+            .announce(&announce(1, 0, AnnounceEvent::Completed), 2, &mut rng())
+            .unwrap();
+        let hash = InfoHash([1; 20]);
+        assert_eq!(
+            swarms.scrape(&hash),
+            Some(ScrapeStats {
+                complete: 1,
+                downloaded: 1,
+                incomplete: 0
+            })
+        );
+        swarms
+            .announce(&announce(1, 0, AnnounceEvent::Stopped), 3, &mut rng())
+            .unwrap();
+        assert_eq!(
+            swarms.scrape(&hash),
+            Some(ScrapeStats {
+                complete: 0,
+                downloaded: 1,
+                incomplete: 0
+            })
+        );
+        assert_eq!(swarms.peer_count(), 0);
+    }
+
+    #[test]
+    fn silent_peers_expire_after_the_timeout() {
+        let swarms = Swarms::new(100);
+        swarms
+            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        swarms
+            .announce(&announce(2, 0, AnnounceEvent::Started), 50, &mut rng())
+            .unwrap();
+        assert_eq!(swarms.expire(60, 60), 0);
+        assert_eq!(swarms.expire(61, 60), 1);
+        assert_eq!(
+            swarms.scrape(&InfoHash([1; 20])),
+            Some(ScrapeStats {
+                complete: 1,
+                downloaded: 0,
+                incomplete: 0
+            })
+        );
+        assert_eq!(swarms.expire(200, 60), 1);
+        assert_eq!(swarms.scrape(&InfoHash([1; 20])), None);
+        assert_eq!(swarms.peer_count(), 0);
+    }
+
+    #[test]
+    fn the_peer_limit_refuses_new_peers_only() {
+        let swarms = Swarms::new(1);
+        swarms
+            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        assert_eq!(
+            swarms.announce(&announce(2, 10, AnnounceEvent::Started), 0, &mut rng()),
+            Err(SwarmError::Full)
+        );
+        assert!(swarms
+            .announce(&announce(1, 5, AnnounceEvent::None), 1, &mut rng())
+            .is_ok());
+    }
+}
