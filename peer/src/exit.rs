@@ -9,13 +9,14 @@ pub const HELP: &str = "Exit codes:
   2  wrong usage (bad arguments)
   3  invalid input (a malformed torrent, a bad piece length, no files)
   4  refused: the output exists (use --force)
-  5  network: a tracker or server could not be reached";
+  5  network: a tracker or server could not be reached, or refused the request";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Io = 1,
     InvalidInput = 3,
     Refused = 4,
+    Network = 5,
 }
 
 /// A failed command: what to tell the user, and the exit code.

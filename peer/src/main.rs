@@ -1,9 +1,11 @@
 //! The `peer` command line: argument parsing and dispatch only. Each
 //! subcommand lives in [`commands`]; exit codes are listed in [`exit`].
 
+mod baseline;
 mod commands;
 mod exit;
 mod progress;
+mod rate;
 mod units;
 
 use std::process::ExitCode;
@@ -23,14 +25,24 @@ enum Command {
     Create(commands::create::Args),
     /// Show what a .torrent holds (like transmission-show).
     Info(commands::info::Args),
+    /// Serve the files of a directory over HTTP/1.1: the client-server baseline.
+    Serve(commands::serve::Args),
+    /// Download one file over HTTP into a directory (resumable).
+    Fetch(commands::fetch::Args),
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The server logs each finished transfer at `info`; the rest only warns.
+    init_logging(match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    });
     let result = match cli.command {
         Command::Create(args) => commands::create::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Fetch(args) => commands::fetch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,12 +50,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, at `warn` unless RUST_LOG says otherwise.
-fn init_logging() {
+/// Logs go to stderr, at `default` unless RUST_LOG says otherwise.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -1,7 +1,9 @@
 //! One module per subcommand, plus what several of them share.
 
 pub mod create;
+pub mod fetch;
 pub mod info;
+pub mod serve;
 
 use std::{io::Read, path::Path};
 

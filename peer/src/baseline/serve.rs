@@ -1,0 +1,260 @@
+//! The server: an accept loop over an already-bound listener, one task per
+//! connection (hyper's HTTP/1.1, keep-alive, a header timeout), a semaphore
+//! bounding the connections, and an orderly shutdown.
+//!
+//! Shutdown, when the `shutdown` future completes: stop accepting (the
+//! listener is dropped), ask every connection to close after its current
+//! response, wait up to [`GRACE`] for them, abort the rest, and return the
+//! totals. No task outlives [`Server::run`].
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::{Duration, Instant},
+};
+
+use hyper::{server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn, Instrument};
+
+use super::respond::{respond, Shared, Stats};
+use crate::rate::RateLimiter;
+
+/// How long connections may take to finish their response after shutdown begins.
+pub const GRACE: Duration = Duration::from_secs(5);
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes per disk read and per body frame when the rate is not limited.
+pub const CHUNK: u64 = 256 * 1024;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub root: PathBuf,
+    /// Serve an HTML listing for directories.
+    pub list: bool,
+    /// Upload limit for the whole server, bytes per second.
+    pub rate: Option<u64>,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{path}: {source}")]
+    Root { path: PathBuf, source: io::Error },
+    #[error("{0}: not a directory")]
+    NotADirectory(PathBuf),
+}
+
+/// The totals printed when the server exits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Body bytes handed to connections (an aborted transfer may count up to
+    /// two chunks the client never received).
+    pub bytes_sent: u64,
+    /// Bodies sent to the end.
+    pub transfers: u64,
+    pub aborted: u64,
+    pub requests: u64,
+    pub seconds: f64,
+}
+
+pub struct Server {
+    shared: Arc<Shared>,
+    max_connections: usize,
+}
+
+impl Server {
+    pub fn new(options: ServeOptions) -> Result<Self, ServeError> {
+        let root = canonical_dir(&options.root)?;
+        let limiter = RateLimiter::new(options.rate);
+        // A chunk never exceeds the burst, so a limited server sends evenly.
+        let chunk = limiter.burst().map_or(CHUNK, |burst| burst.min(CHUNK));
+        Ok(Server {
+            shared: Arc::new(Shared {
+                root,
+                list: options.list,
+                limiter,
+                chunk,
+                stats: Stats::default(),
+            }),
+            max_connections: options.max_connections.max(1),
+        })
+    }
+
+    /// Serves `listener` until `shutdown` completes, then shuts down as the
+    /// module documentation says and returns the totals.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Summary {
+        let started = Instant::now();
+        info!(
+            root = %self.shared.root.display(),
+            upload_limit = ?self.shared.limiter.rate(),
+            "serving"
+        );
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let cancel = CancellationToken::new();
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(joined) = connections.join_next() => report_panic(joined),
+                accepted = accept(&listener, &slots) => match accepted {
+                    Ok((stream, client, permit)) => {
+                        let task = connection(Arc::clone(&self.shared), stream, client, cancel.clone(), permit);
+                        connections.spawn(task.instrument(tracing::info_span!("connection", %client)));
+                    }
+                    Err(e) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        cancel.cancel();
+        let drained = tokio::time::timeout(GRACE, async {
+            while let Some(joined) = connections.join_next().await {
+                report_panic(joined);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                "{} connections still busy after {GRACE:?}; closing them",
+                connections.len()
+            );
+            connections.abort_all();
+            while let Some(joined) = connections.join_next().await {
+                report_panic(joined);
+            }
+        }
+        let stats = &self.shared.stats;
+        Summary {
+            bytes_sent: stats.bytes_sent.load(Relaxed),
+            transfers: stats.transfers.load(Relaxed),
+            aborted: stats.aborted.load(Relaxed),
+            requests: stats.requests.load(Relaxed),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+fn canonical_dir(path: &Path) -> Result<PathBuf, ServeError> {
+    let root = std::fs::canonicalize(path).map_err(|source| ServeError::Root {
+        path: path.to_owned(),
+        source,
+    })?;
+    if root.is_dir() {
+        Ok(root)
+    } else {
+        Err(ServeError::NotADirectory(path.to_owned()))
+    }
+}
+
+/// Waits for a free connection slot, then for a connection.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(io::Error::other)?;
+    let (stream, client) = listener.accept().await?;
+    Ok((stream, client, permit))
+}
+
+/// Serves one connection until the client leaves or shutdown asks it to close.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    client: SocketAddr,
+    cancel: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let service = service_fn(move |request| respond(Arc::clone(&shared), client, request));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!("connection ended: {e}");
+    }
+}
+
+fn report_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        if e.is_panic() {
+            error!("a connection task panicked: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::{io::AsyncWriteExt, net::TcpStream, sync::oneshot};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_and_half_sent_connections_without_waiting_out_the_grace() {
+        let root = tempfile::tempdir().unwrap();
+        let server = Server::new(ServeOptions {
+            root: root.path().to_owned(),
+            list: false,
+            rate: None,
+            max_connections: 4,
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        let _idle = TcpStream::connect(address).await.unwrap();
+        let mut half = TcpStream::connect(address).await.unwrap();
+        half.write_all(b"GET /x HTTP/1.1\r\nHo").await.unwrap();
+        stop.send(()).unwrap();
+        let summary = tokio::time::timeout(GRACE / 2, task)
+            .await
+            .expect("shutdown finished before the grace period")
+            .unwrap();
+        assert_eq!(summary.transfers, 0);
+    }
+
+    #[test]
+    fn the_root_must_be_a_directory() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        for root in [file.path(), Path::new("/no/such/dir")] {
+            let options = ServeOptions {
+                root: root.to_owned(),
+                list: false,
+                rate: None,
+                max_connections: 1,
+            };
+            assert!(Server::new(options).is_err());
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `peer fetch`: download one file over HTTP into a directory, with a
+//! progress bar on a terminal and one JSON line on stdout when complete. The
+//! work is in [`crate::baseline::fetch`].
+
+use std::{io::Write, path::PathBuf};
+
+use indicatif::ProgressBar;
+
+use crate::{
+    baseline::fetch::{self, FetchError, FetchOptions},
+    exit::{Exit, Failure},
+    progress, units,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// http:// URL of the file; its last path segment is the file name.
+    url: String,
+    /// Directory to save into (created if missing). The download is written as
+    /// `.<name>.part` and renamed to `<name>` when complete, replacing any file
+    /// of that name.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    output: PathBuf,
+    /// Continue a partial download (`.<name>.part`) with a range request, if the
+    /// server still has the same file; otherwise start over. Without it, a
+    /// partial download is started over.
+    #[arg(long)]
+    resume: bool,
+    /// Download limit. RATE is bytes/s (12500000), bytes/s with a binary suffix
+    /// (10M = 10 MiB/s), or bits/s with a decimal suffix (100mbit = 12,500,000 bytes/s).
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
+    max_download_rate: Option<u64>,
+}
+
+struct Bar(ProgressBar);
+
+impl fetch::Progress for Bar {
+    fn start(&self, total: Option<u64>, done: u64) {
+        if let Some(total) = total {
+            self.0.set_length(total);
+        }
+        self.0.set_position(done);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let options = FetchOptions {
+        url: args.url,
+        output: args.output,
+        resume: args.resume,
+        rate: args.max_download_rate,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Exit::Io, format!("cannot start the runtime: {e}")))?;
+    let bar = Bar(progress::bytes_bar(0, "fetching"));
+    let result = runtime.block_on(fetch::fetch(&options, &bar));
+    bar.0.finish_and_clear();
+    let report = result.map_err(to_failure)?;
+    let line = serde_json::to_string(&report).map_err(|e| Failure::new(Exit::Io, e))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(Exit::Io, format!("stdout: {e}")))
+}
+
+fn to_failure(error: FetchError) -> Failure {
+    let exit = match error {
+        FetchError::BadUrl(_) => Exit::InvalidInput,
+        FetchError::Io { .. } => Exit::Io,
+        FetchError::Connect { .. }
+        | FetchError::Status { .. }
+        | FetchError::Protocol { .. }
+        | FetchError::Interrupted { .. } => Exit::Network,
+    };
+    Failure::new(exit, error)
+}
