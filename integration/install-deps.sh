@@ -3,7 +3,7 @@
 # Needs root (or sudo) for apt-get; does nothing when everything is present.
 #
 # Usage: integration/install-deps.sh [--bench]
-#   --bench  also the tools only the benchmarks use (hyperfine, GNU time)
+#   --bench  also the tools only the benchmarks use (hyperfine, GNU time, nginx, wrk, opentracker)
 set -euo pipefail
 
 # command -> Debian package
@@ -14,12 +14,19 @@ declare -A needed=(
   [mktorrent]=mktorrent
   [openssl]=openssl
   [numfmt]=coreutils
+  [curl]=curl
+  [chromium]=chromium
 )
 if [ "${1:-}" = "--bench" ]; then
   needed[hyperfine]=hyperfine
   needed[/usr/bin/time]=time
+  needed[nginx]=nginx
+  needed[wrk]=wrk
+  needed[opentracker]=opentracker
 fi
 
+# nginx lives in /usr/sbin, outside a normal user's PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 for tool in "${!needed[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${needed[$tool]}")

@@ -15,6 +15,8 @@ use std::{
 
 use sha1::{Digest, Sha1};
 
+pub mod net;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

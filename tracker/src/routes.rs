@@ -110,6 +110,7 @@ async fn announce(
         return Err(TrackerError::Unregistered);
     }
     let ip = peer_ip(&state, remote, &headers, request.ip);
+    tracing::debug!(info_hash = %request.info_hash, peer = %SocketAddr::new(ip, request.port), event = request.event.as_str(), left = request.left, "announce");
     let numwant = request
         .numwant
         .map_or(state.config.default_numwant, |n| n as usize)

@@ -1,0 +1,107 @@
+//! Network helpers for end-to-end tests, loopback only: a free port, a
+//! minimal HTTP GET, waiting for a condition with a deadline, and starting our
+//! tracker binary on an OS-chosen port.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{workspace_bin, KillOnDrop};
+
+/// A TCP port that was free a moment ago on 127.0.0.1 (for third-party tools
+/// that cannot report the port they bound).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `GET path` over HTTP/1.0; returns the status and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut reply = Vec::new();
+    stream.take(64 << 20).read_to_end(&mut reply)?;
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(std::io::ErrorKind::InvalidData)?;
+    let status = std::str::from_utf8(&reply[..split])
+        .ok()
+        .and_then(|head| head.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or(std::io::ErrorKind::InvalidData)?;
+    Ok((status, reply[split + 4..].to_vec()))
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, failing the test with
+/// `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Our tracker, started on 127.0.0.1 with an OS-chosen port.
+pub struct Tracker {
+    pub process: KillOnDrop,
+    pub addr: SocketAddr,
+}
+
+impl Tracker {
+    pub fn start(extra_args: &[&str]) -> Tracker {
+        let mut child = Command::new(workspace_bin("tracker"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tracker starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let process = KillOnDrop(child);
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("tracker prints its address");
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let addr = json["listening"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("a listening address");
+        Tracker { process, addr }
+    }
+
+    pub fn announce_url(&self) -> String {
+        format!("http://{}/announce", self.addr)
+    }
+
+    /// `/stats`, parsed.
+    pub fn stats(&self) -> serde_json::Value {
+        let (status, body) = http_get(self.addr, "/stats").expect("tracker answers /stats");
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).expect("/stats is JSON")
+    }
+
+    /// The `/stats` entry of one swarm, if it exists.
+    pub fn swarm(&self, info_hash: &str) -> Option<serde_json::Value> {
+        self.stats()["swarms"]
+            .as_array()?
+            .iter()
+            .find(|s| s["info_hash"] == info_hash)
+            .cloned()
+    }
+}
