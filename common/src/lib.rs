@@ -8,12 +8,16 @@
 //! - [`create`]: building a torrent from files: piece-length rule, directory
 //!   walk, parallel hashing.
 //! - [`tracker_proto`]: announce and scrape queries and replies, both ways.
+//! - [`wire`]: the peer wire protocol: handshake, messages, a bounded codec;
+//!   [`bitfield`]: the have-bits both sides exchange.
 
 pub mod bencode;
+pub mod bitfield;
 pub mod create;
 pub mod metainfo;
 pub mod tracker_proto;
 pub mod types;
+pub mod wire;
 
 pub use metainfo::{Metainfo, MetainfoError};
 pub use types::{InfoHash, PeerId};

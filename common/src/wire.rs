@@ -1,0 +1,574 @@
+//! The peer wire protocol of BEP 3 with no I/O: the handshake, the messages,
+//! and a `tokio_util` codec that refuses anything out of bounds.
+//!
+//! The codec knows the torrent's [`Geometry`], so it checks every field
+//! before a message leaves it: a length prefix above the largest legal
+//! message is refused before any byte of the body is buffered; fixed-size
+//! messages must have their exact length; a bitfield must be exactly
+//! `ceil(pieces / 8)` bytes with the spare bits clear; an index must name a
+//! piece, and `begin + length` must stay inside that piece; a request or a
+//! block is at most [`MAX_BLOCK_LEN`]. Every violation is a [`WireError`],
+//! which closes that one connection. "Need more bytes" is `Ok(None)`, a
+//! different outcome from malformed.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use thiserror::Error;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{
+    bitfield::Bitfield,
+    metainfo::Info,
+    types::{InfoHash, PeerId},
+};
+
+pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
+pub const HANDSHAKE_LEN: usize = 68;
+/// The block size everyone uses, and the largest request served.
+pub const MAX_BLOCK_LEN: u32 = 16 * 1024;
+
+/// The sizes the codec checks messages against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub piece_length: u64,
+    pub total_length: u64,
+    pub piece_count: u32,
+}
+
+impl Geometry {
+    pub fn of(info: &Info) -> Self {
+        Geometry {
+            piece_length: info.piece_length,
+            total_length: info.total_length,
+            piece_count: info.piece_count() as u32,
+        }
+    }
+
+    /// Length of piece `index`, `None` if there is no such piece.
+    pub fn piece_size(&self, index: u32) -> Option<u64> {
+        (index < self.piece_count).then(|| {
+            (self.total_length - u64::from(index) * self.piece_length).min(self.piece_length)
+        })
+    }
+
+    /// Bytes of a bitfield message body.
+    pub fn bitfield_len(&self) -> usize {
+        (self.piece_count as usize).div_ceil(8)
+    }
+
+    /// Largest legal frame body (after the 4-byte length prefix).
+    pub fn max_frame_len(&self) -> usize {
+        (9 + MAX_BLOCK_LEN as usize).max(1 + self.bitfield_len())
+    }
+
+    /// Whether a block at `begin` of `length` bytes lies inside piece `index`.
+    pub fn block_fits(&self, index: u32, begin: u32, length: u32) -> bool {
+        self.piece_size(index).is_some_and(|size| {
+            length > 0 && length <= MAX_BLOCK_LEN && u64::from(begin) + u64::from(length) <= size
+        })
+    }
+}
+
+/// A block's address: piece, offset in the piece, length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockRef {
+    pub index: u32,
+    pub begin: u32,
+    pub length: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    KeepAlive,
+    Choke,
+    Unchoke,
+    Interested,
+    NotInterested,
+    Have(u32),
+    Bitfield(Bitfield),
+    Request(BlockRef),
+    Piece {
+        index: u32,
+        begin: u32,
+        data: Bytes,
+    },
+    Cancel(BlockRef),
+    /// DHT port (BEP 5): tolerated and ignored.
+    Port(u16),
+    /// A message id this client does not speak (e.g. an extension it never
+    /// advertised), within the frame limit: skipped.
+    Unknown(u8),
+}
+
+#[derive(Debug, Error)]
+pub enum WireError {
+    #[error("frame of {0} bytes is over the limit")]
+    FrameTooLong(usize),
+    #[error("message {id} has length {len}, expected {expected}")]
+    BadLength { id: u8, len: usize, expected: usize },
+    #[error("bitfield is malformed (wrong length or spare bits set)")]
+    BadBitfield,
+    #[error("piece index {0} is out of range")]
+    BadIndex(u32),
+    #[error("block {0:?} is outside its piece or over 16 KiB")]
+    BadBlock(BlockRef),
+    #[error("not a BitTorrent handshake (an encrypted or foreign protocol)")]
+    NotBitTorrent,
+    #[error("handshake for another torrent ({0})")]
+    WrongInfoHash(InfoHash),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The 68-byte handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    pub reserved: [u8; 8],
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+}
+
+impl Handshake {
+    pub fn new(info_hash: InfoHash, peer_id: PeerId) -> Self {
+        Handshake {
+            reserved: [0; 8],
+            info_hash,
+            peer_id,
+        }
+    }
+
+    pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
+        let mut out = [0u8; HANDSHAKE_LEN];
+        out[0] = 19;
+        out[1..20].copy_from_slice(PROTOCOL);
+        out[20..28].copy_from_slice(&self.reserved);
+        out[28..48].copy_from_slice(&self.info_hash.0);
+        out[48..68].copy_from_slice(&self.peer_id.0);
+        out
+    }
+
+    /// Checks only the first 20 bytes: enough to tell an encrypted (MSE)
+    /// handshake, which starts with random bytes, from a plaintext one.
+    pub fn check_prefix(prefix: &[u8]) -> Result<(), WireError> {
+        let expected = [&[19u8][..], PROTOCOL].concat();
+        let n = prefix.len().min(20);
+        if prefix[..n] != expected[..n] {
+            return Err(WireError::NotBitTorrent);
+        }
+        Ok(())
+    }
+
+    pub fn decode(bytes: &[u8; HANDSHAKE_LEN]) -> Result<Self, WireError> {
+        Handshake::check_prefix(&bytes[..20])?;
+        let mut reserved = [0u8; 8];
+        reserved.copy_from_slice(&bytes[20..28]);
+        let info_hash = InfoHash::from_slice(&bytes[28..48]).ok_or(WireError::NotBitTorrent)?;
+        let peer_id = PeerId::from_slice(&bytes[48..68]).ok_or(WireError::NotBitTorrent)?;
+        Ok(Handshake {
+            reserved,
+            info_hash,
+            peer_id,
+        })
+    }
+}
+
+/// Frames messages after the handshake, checking them against a geometry.
+#[derive(Debug, Clone)]
+pub struct MessageCodec {
+    geometry: Geometry,
+    max_frame: usize,
+}
+
+impl MessageCodec {
+    pub fn new(geometry: Geometry) -> Self {
+        MessageCodec {
+            geometry,
+            max_frame: geometry.max_frame_len(),
+        }
+    }
+}
+
+fn expect_len(id: u8, len: usize, expected: usize) -> Result<(), WireError> {
+    if len != expected {
+        return Err(WireError::BadLength { id, len, expected });
+    }
+    Ok(())
+}
+
+impl Decoder for MessageCodec {
+    type Item = Message;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, WireError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        if len > self.max_frame {
+            return Err(WireError::FrameTooLong(len));
+        }
+        if src.len() < 4 + len {
+            // Room for the rest of this frame only: never more than the limit.
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        if len == 0 {
+            return Ok(Some(Message::KeepAlive));
+        }
+        let mut body = src.split_to(len);
+        let id = body.get_u8();
+        let g = &self.geometry;
+        let message = match id {
+            0..=3 => {
+                expect_len(id, len, 1)?;
+                [
+                    Message::Choke,
+                    Message::Unchoke,
+                    Message::Interested,
+                    Message::NotInterested,
+                ][id as usize]
+                    .clone()
+            }
+            4 => {
+                expect_len(id, len, 5)?;
+                let index = body.get_u32();
+                if index >= g.piece_count {
+                    return Err(WireError::BadIndex(index));
+                }
+                Message::Have(index)
+            }
+            5 => Message::Bitfield(
+                Bitfield::from_bytes(&body, g.piece_count as usize)
+                    .ok_or(WireError::BadBitfield)?,
+            ),
+            6 | 8 => {
+                expect_len(id, len, 13)?;
+                let block = BlockRef {
+                    index: body.get_u32(),
+                    begin: body.get_u32(),
+                    length: body.get_u32(),
+                };
+                if !g.block_fits(block.index, block.begin, block.length) {
+                    return Err(WireError::BadBlock(block));
+                }
+                if id == 6 {
+                    Message::Request(block)
+                } else {
+                    Message::Cancel(block)
+                }
+            }
+            7 => {
+                if len < 9 {
+                    return Err(WireError::BadLength {
+                        id,
+                        len,
+                        expected: 9 + MAX_BLOCK_LEN as usize,
+                    });
+                }
+                let (index, begin) = (body.get_u32(), body.get_u32());
+                let block = BlockRef {
+                    index,
+                    begin,
+                    length: (len - 9) as u32,
+                };
+                if !g.block_fits(index, begin, block.length) {
+                    return Err(WireError::BadBlock(block));
+                }
+                Message::Piece {
+                    index,
+                    begin,
+                    data: body.freeze(),
+                }
+            }
+            9 => {
+                expect_len(id, len, 3)?;
+                Message::Port(body.get_u16())
+            }
+            other => Message::Unknown(other),
+        };
+        Ok(Some(message))
+    }
+}
+
+impl Encoder<Message> for MessageCodec {
+    type Error = WireError;
+
+    fn encode(&mut self, message: Message, dst: &mut BytesMut) -> Result<(), WireError> {
+        let simple = |dst: &mut BytesMut, id: u8| {
+            dst.put_u32(1);
+            dst.put_u8(id);
+        };
+        match message {
+            Message::KeepAlive => dst.put_u32(0),
+            Message::Choke => simple(dst, 0),
+            Message::Unchoke => simple(dst, 1),
+            Message::Interested => simple(dst, 2),
+            Message::NotInterested => simple(dst, 3),
+            Message::Have(index) => {
+                dst.put_u32(5);
+                dst.put_u8(4);
+                dst.put_u32(index);
+            }
+            Message::Bitfield(field) => {
+                dst.put_u32(1 + field.as_bytes().len() as u32);
+                dst.put_u8(5);
+                dst.put_slice(field.as_bytes());
+            }
+            Message::Request(b) | Message::Cancel(b) => {
+                dst.put_u32(13);
+                dst.put_u8(if matches!(message, Message::Request(_)) {
+                    6
+                } else {
+                    8
+                });
+                dst.put_u32(b.index);
+                dst.put_u32(b.begin);
+                dst.put_u32(b.length);
+            }
+            Message::Piece { index, begin, data } => {
+                dst.reserve(13 + data.len());
+                dst.put_u32(9 + data.len() as u32);
+                dst.put_u8(7);
+                dst.put_u32(index);
+                dst.put_u32(begin);
+                dst.put_slice(&data);
+            }
+            Message::Port(port) => {
+                dst.put_u32(3);
+                dst.put_u8(9);
+                dst.put_u16(port);
+            }
+            Message::Unknown(id) => simple(dst, id),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 10 pieces of 32 KiB, the last one 1000 bytes.
+    const G: Geometry = Geometry {
+        piece_length: 32768,
+        total_length: 9 * 32768 + 1000,
+        piece_count: 10,
+    };
+
+    fn all_messages() -> Vec<Message> {
+        let mut field = Bitfield::new(10);
+        field.set(3);
+        vec![
+            Message::KeepAlive,
+            Message::Choke,
+            Message::Unchoke,
+            Message::Interested,
+            Message::NotInterested,
+            Message::Have(9),
+            Message::Bitfield(field),
+            Message::Request(BlockRef {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            }),
+            Message::Piece {
+                index: 9,
+                begin: 0,
+                data: Bytes::from(vec![7u8; 1000]),
+            },
+            Message::Cancel(BlockRef {
+                index: 0,
+                begin: 0,
+                length: 100,
+            }),
+            Message::Port(6881),
+        ]
+    }
+
+    fn encode_all(messages: &[Message]) -> BytesMut {
+        let mut codec = MessageCodec::new(G);
+        let mut buf = BytesMut::new();
+        for m in messages {
+            codec.encode(m.clone(), &mut buf).unwrap();
+        }
+        buf
+    }
+
+    fn decode_all(mut buf: BytesMut) -> Result<Vec<Message>, WireError> {
+        let mut codec = MessageCodec::new(G);
+        let mut out = Vec::new();
+        while let Some(m) = codec.decode(&mut buf)? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let messages = all_messages();
+        assert_eq!(decode_all(encode_all(&messages)).unwrap(), messages);
+    }
+
+    #[test]
+    fn handshake_round_trips_and_refuses_foreign_bytes() {
+        let h = Handshake::new(InfoHash([1; 20]), PeerId(*b"-PR0100-abcdefghijkl"));
+        assert_eq!(Handshake::decode(&h.encode()).unwrap(), h);
+        let mut encrypted = h.encode();
+        encrypted[0] = 0xc3; // MSE starts with a random Diffie-Hellman key
+        assert!(matches!(
+            Handshake::decode(&encrypted),
+            Err(WireError::NotBitTorrent)
+        ));
+        assert!(Handshake::check_prefix(&[19, b'B', b'i']).is_ok());
+        assert!(Handshake::check_prefix(&[19, b'X']).is_err());
+    }
+
+    fn frame(id: u8, body: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        buf.put_u32(1 + body.len() as u32);
+        buf.put_u8(id);
+        buf.put_slice(body);
+        buf
+    }
+
+    fn words(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn each_malformed_class_is_its_error() {
+        let mut huge = BytesMut::new();
+        huge.put_u32(1 << 30);
+        assert!(matches!(decode_all(huge), Err(WireError::FrameTooLong(_))));
+        assert!(matches!(
+            decode_all(frame(0, b"x")),
+            Err(WireError::BadLength {
+                id: 0,
+                len: 2,
+                expected: 1
+            })
+        ));
+        assert!(matches!(
+            decode_all(frame(4, &words(&[10]))),
+            Err(WireError::BadIndex(10))
+        ));
+        assert!(matches!(
+            decode_all(frame(4, &[0, 0])),
+            Err(WireError::BadLength { id: 4, .. })
+        ));
+        assert!(
+            matches!(
+                decode_all(frame(5, &[0xff, 0xff])),
+                Err(WireError::BadBitfield)
+            ),
+            "spare bits set"
+        );
+        assert!(
+            matches!(decode_all(frame(5, &[0xff])), Err(WireError::BadBitfield)),
+            "too short"
+        );
+        for bad in [
+            [0, 0, 16385],
+            [9, 0, 1001],
+            [9, 1000, 1],
+            [10, 0, 1],
+            [0, 0, 0],
+            [0, u32::MAX, 16384],
+        ] {
+            assert!(
+                matches!(
+                    decode_all(frame(6, &words(&bad))),
+                    Err(WireError::BadBlock(_))
+                ),
+                "request {bad:?}"
+            );
+            assert!(
+                matches!(
+                    decode_all(frame(8, &words(&bad))),
+                    Err(WireError::BadBlock(_))
+                ),
+                "cancel {bad:?}"
+            );
+        }
+        let mut big_block = words(&[0, 0]);
+        big_block.extend(vec![0u8; 16385]);
+        assert!(
+            matches!(
+                decode_all(frame(7, &big_block)),
+                Err(WireError::FrameTooLong(_))
+            ),
+            "block over 16 KiB"
+        );
+        let mut past_the_end = words(&[9, 0]);
+        past_the_end.extend(vec![0u8; 1001]);
+        assert!(
+            matches!(
+                decode_all(frame(7, &past_the_end)),
+                Err(WireError::BadBlock(_))
+            ),
+            "past the last piece"
+        );
+        assert!(matches!(
+            decode_all(frame(7, &[0, 0])),
+            Err(WireError::BadLength { id: 7, .. })
+        ));
+        assert!(matches!(
+            decode_all(frame(9, &[1])),
+            Err(WireError::BadLength { id: 9, .. })
+        ));
+        assert_eq!(
+            decode_all(frame(20, b"extension")).unwrap(),
+            vec![Message::Unknown(20)]
+        );
+    }
+
+    #[test]
+    fn an_oversized_prefix_is_refused_before_its_body_arrives() {
+        let mut codec = MessageCodec::new(G);
+        let mut buf = BytesMut::new();
+        buf.put_u32(G.max_frame_len() as u32 + 1);
+        assert!(codec.decode(&mut buf).is_err());
+        let mut ok = BytesMut::new();
+        ok.put_u32(G.max_frame_len() as u32);
+        assert!(codec.decode(&mut ok).unwrap().is_none());
+        assert!(
+            ok.capacity() <= 4 + G.max_frame_len() + 64,
+            "reserves at most one frame"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_stream_split_anywhere_decodes_the_same(cuts in proptest::collection::vec(0usize..2000, 0..12)) {
+            let messages = all_messages();
+            let bytes = encode_all(&messages).freeze();
+            let mut cuts = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect::<Vec<_>>();
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let mut codec = MessageCodec::new(G);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                buf.extend_from_slice(&bytes[start..cut]);
+                start = cut;
+                while let Some(m) = codec.decode(&mut buf).unwrap() {
+                    out.push(m);
+                }
+            }
+            prop_assert_eq!(out, messages);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_never_yield_oversized_messages(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut codec = MessageCodec::new(G);
+            let mut buf = BytesMut::from(&bytes[..]);
+            while let Ok(Some(m)) = codec.decode(&mut buf) {
+                if let Message::Piece { data, .. } = m {
+                    prop_assert!(data.len() <= MAX_BLOCK_LEN as usize);
+                }
+            }
+        }
+    }
+}
