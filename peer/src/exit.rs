@@ -9,7 +9,8 @@ pub const HELP: &str = "Exit codes:
   2  wrong usage (bad arguments)
   3  invalid input (a malformed torrent, a bad piece length, no files)
   4  refused: the output exists (use --force)
-  5  network: a tracker or server could not be reached, or refused the request";
+  5  network: a tracker or server could not be reached, or refused the request
+  6  interrupted (Ctrl-C or SIGTERM) before the download completed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -17,6 +18,7 @@ pub enum Exit {
     InvalidInput = 3,
     Refused = 4,
     Network = 5,
+    Interrupted = 6,
 }
 
 /// A failed command: what to tell the user, and the exit code.

@@ -2,6 +2,7 @@
 //! subcommand lives in [`commands`]; exit codes are listed in [`exit`].
 
 mod baseline;
+mod bt;
 mod commands;
 mod exit;
 mod progress;
@@ -25,6 +26,10 @@ enum Command {
     Create(commands::create::Args),
     /// Show what a .torrent holds (like transmission-show).
     Info(commands::info::Args),
+    /// Download a torrent from its swarm (then seed with --seed).
+    Download(commands::download::DownloadArgs),
+    /// Seed a torrent whose data is complete on disk.
+    Seed(commands::download::SeedArgs),
     /// Serve the files of a directory over HTTP/1.1: the client-server baseline.
     Serve(commands::serve::Args),
     /// Download one file over HTTP into a directory (resumable).
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Create(args) => commands::create::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Download(args) => commands::download::download(args),
+        Command::Seed(args) => commands::download::seed(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
     };

@@ -1,0 +1,20 @@
+//! The BitTorrent peer: downloading and seeding over the wire protocol.
+//!
+//! Layers, each readable alone:
+//! - [`storage`]: pieces to files, positional I/O, the resume check;
+//! - [`picker`]: which blocks to ask whom for (pure, rarest first);
+//! - [`choke`]: whom to upload to (pure);
+//! - [`tracker_client`]: HTTP announces with tier failover;
+//! - [`session`]: one peer connection (handshake, codec, requests, uploads);
+//! - [`shared`]: the state sessions and the coordinator share, and its lock;
+//! - [`torrent`]: the coordinator that ties them together.
+//!
+//! `DESIGN.md` follows a block from request to disk through these layers.
+
+pub mod choke;
+pub mod picker;
+pub mod session;
+pub mod shared;
+pub mod storage;
+pub mod torrent;
+pub mod tracker_client;

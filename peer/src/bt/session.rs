@@ -1,0 +1,596 @@
+//! One peer connection, from handshake to close.
+//!
+//! The socket is split: a writer task owns the sending half (our messages,
+//! then the blocks the peer asked for, read from disk just before they are
+//! sent), and the session loop owns the receiving half. Reading never waits
+//! on writing, so two peers uploading to each other cannot deadlock on full
+//! socket buffers. The peer's requests wait in a bounded [`UploadQueue`]; a
+//! peer that queues more than [`MAX_QUEUED_REQUESTS`] is dropped.
+//!
+//! Anything malformed from the peer (see `common::wire`) ends this session
+//! only, with the reason logged; the torrent goes on.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::BufMut;
+use common::{
+    bitfield::Bitfield,
+    wire::{BlockRef, Handshake, Message, MessageCodec, WireError, HANDSHAKE_LEN, MAX_BLOCK_LEN},
+};
+use futures::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{tcp::OwnedWriteHalf, TcpStream},
+    sync::{mpsc, Notify},
+    time::{sleep_until, timeout, Instant},
+};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::debug;
+
+use super::{
+    picker::PeerKey,
+    shared::{Command, Refusal, Shared},
+};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer silent this long is dropped (BEP 3 peers send keep-alives every two minutes).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+/// A peer that holds our requests this long without sending a block is dropped.
+pub const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
+pub const MAX_QUEUED_REQUESTS: usize = 1024;
+/// Requests kept outstanding per peer: half a second of its measured rate,
+/// within these bounds.
+pub const MIN_PIPELINE: usize = 32;
+pub const MAX_PIPELINE: usize = 250;
+/// Socket-side buffers: large reads and writes mean fewer system calls.
+const IO_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("timed out ({0})")]
+    Timeout(&'static str),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("disk: {0}")]
+    Disk(String),
+}
+
+impl From<std::io::Error> for SessionError {
+    fn from(e: std::io::Error) -> Self {
+        SessionError::Wire(WireError::Io(e))
+    }
+}
+
+/// How a session ended, for the coordinator's bookkeeping.
+pub struct SessionEnd {
+    /// The address we dialled, for outgoing sessions.
+    pub dialed: Option<SocketAddr>,
+    pub was_ourselves: bool,
+}
+
+/// Dials `addr` and runs the session.
+pub async fn outgoing(shared: Arc<Shared>, addr: SocketAddr) -> SessionEnd {
+    let result = async {
+        let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| SessionError::Timeout("connect"))??;
+        run(&shared, stream, addr, true).await
+    }
+    .await;
+    finish(addr, Some(addr), result)
+}
+
+/// Runs the session of an accepted connection.
+pub async fn incoming(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> SessionEnd {
+    let result = run(&shared, stream, addr, false).await;
+    finish(addr, None, result)
+}
+
+fn finish(
+    addr: SocketAddr,
+    dialed: Option<SocketAddr>,
+    result: Result<(), SessionError>,
+) -> SessionEnd {
+    let was_ourselves = matches!(result, Err(SessionError::Refused(Refusal::Ourselves)));
+    match result {
+        Ok(()) => debug!(%addr, "connection closed"),
+        Err(error) => debug!(%addr, %error, "connection ended"),
+    }
+    SessionEnd {
+        dialed,
+        was_ourselves,
+    }
+}
+
+async fn run(
+    shared: &Arc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    dialed: bool,
+) -> Result<(), SessionError> {
+    stream.set_nodelay(true)?;
+    stream
+        .write_all(&Handshake::new(shared.info_hash, shared.our_id).encode())
+        .await?;
+    let theirs = timeout(HANDSHAKE_TIMEOUT, read_handshake(&mut stream))
+        .await
+        .map_err(|_| SessionError::Timeout("handshake"))??;
+    if theirs.info_hash != shared.info_hash {
+        return Err(WireError::WrongInfoHash(theirs.info_hash).into());
+    }
+    let (key, commands) = shared.register(addr, theirs.peer_id, dialed)?;
+    let mut session = Session::new(shared.clone(), key);
+    let result = session.run(stream, commands).await;
+    shared.unregister(key, &session.peer_has);
+    result
+}
+
+/// Reads the 68-byte handshake, refusing a foreign or encrypted one as soon
+/// as its first bytes show it.
+async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, SessionError> {
+    let mut bytes = [0u8; HANDSHAKE_LEN];
+    stream.read_exact(&mut bytes[..20]).await?;
+    Handshake::check_prefix(&bytes[..20])?;
+    stream.read_exact(&mut bytes[20..]).await?;
+    Ok(Handshake::decode(&bytes)?)
+}
+
+/// Requests the peer made of us, waiting for the writer.
+#[derive(Default)]
+pub struct UploadQueue {
+    queue: Mutex<VecDeque<BlockRef>>,
+    ready: Notify,
+}
+
+impl UploadQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<BlockRef>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// False when the queue is full.
+    fn push(&self, block: BlockRef) -> bool {
+        let mut queue = self.lock();
+        if queue.len() >= MAX_QUEUED_REQUESTS {
+            return false;
+        }
+        queue.push_back(block);
+        drop(queue);
+        self.ready.notify_one();
+        true
+    }
+
+    fn remove(&self, block: &BlockRef) {
+        self.lock().retain(|b| b != block);
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    async fn next(&self) -> BlockRef {
+        loop {
+            if let Some(block) = self.lock().pop_front() {
+                return block;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    key: PeerKey,
+    peer_has: Bitfield,
+    peer_choking: bool,
+    am_interested: bool,
+    we_choke: bool,
+    outstanding: HashSet<BlockRef>,
+    /// How many entries of the shared have-log this peer has been told.
+    have_cursor: usize,
+    got_first_message: bool,
+    last_received: Instant,
+    last_block: Instant,
+    /// Payload bytes in the current one-second window, and the last full one.
+    window_start: Instant,
+    window_bytes: u64,
+    rate: u64,
+    out: Option<mpsc::Sender<Message>>,
+    uploads: Arc<UploadQueue>,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, key: PeerKey) -> Self {
+        let now = Instant::now();
+        Session {
+            peer_has: Bitfield::new(shared.geometry.piece_count as usize),
+            shared,
+            key,
+            peer_choking: true,
+            am_interested: false,
+            we_choke: true,
+            outstanding: HashSet::new(),
+            have_cursor: 0,
+            got_first_message: false,
+            last_received: now,
+            last_block: now,
+            window_start: now,
+            window_bytes: 0,
+            rate: 0,
+            out: None,
+            uploads: Arc::new(UploadQueue::default()),
+        }
+    }
+
+    async fn send(&self, message: Message) -> Result<(), SessionError> {
+        match &self.out {
+            Some(out) => out
+                .send(message)
+                .await
+                .map_err(|_| SessionError::Protocol("writer stopped")),
+            None => Ok(()),
+        }
+    }
+
+    async fn run(
+        &mut self,
+        stream: TcpStream,
+        mut commands: mpsc::Receiver<Command>,
+    ) -> Result<(), SessionError> {
+        let codec = MessageCodec::new(self.shared.geometry);
+        let (read_half, write_half) = stream.into_split();
+        let mut reader = FramedRead::with_capacity(read_half, codec.clone(), IO_BUFFER);
+        let (out, out_rx) = mpsc::channel(1024);
+        self.out = Some(out);
+        let mut writer = tokio::spawn(write_loop(
+            self.shared.clone(),
+            self.key,
+            write_half,
+            codec,
+            out_rx,
+            self.uploads.clone(),
+        ));
+
+        let (bitfield, cursor) = {
+            let state = self.shared.state();
+            (state.picker.have().clone(), state.have_log.len())
+        };
+        self.have_cursor = cursor;
+        if bitfield.count() > 0 {
+            self.send(Message::Bitfield(bitfield)).await?;
+        }
+        let mut haves = self.shared.have_count.subscribe();
+        let shutdown = self.shared.shutdown.clone();
+        let result = loop {
+            let idle_deadline = self.last_received + IDLE_TIMEOUT;
+            let snub_deadline = if self.outstanding.is_empty() {
+                idle_deadline
+            } else {
+                self.last_block + SNUB_TIMEOUT
+            };
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = sleep_until(idle_deadline.min(snub_deadline)) => break Err(SessionError::Timeout("peer silent")),
+                frame = reader.next() => match frame {
+                    None => break Ok(()),
+                    Some(Err(e)) => break Err(e.into()),
+                    Some(Ok(message)) => self.handle(message).await,
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Choke(choke)) => self.set_choke(choke).await,
+                    Some(Command::Cancel(block)) => {
+                        if self.outstanding.remove(&block) {
+                            self.send(Message::Cancel(block)).await
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Some(Command::Close) | None => break Ok(()),
+                },
+                Ok(()) = haves.changed() => self.send_haves().await,
+                ended = &mut writer => break match ended {
+                    Ok(Err(e)) => Err(e),
+                    _ => Ok(()),
+                },
+            };
+            if let Err(e) = step {
+                break Err(e);
+            }
+        };
+        self.out = None;
+        if !writer.is_finished() {
+            // Give the writer a moment to flush what is queued, then stop it.
+            if timeout(Duration::from_millis(200), &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+        }
+        result
+    }
+
+    async fn set_choke(&mut self, choke: bool) -> Result<(), SessionError> {
+        if choke == self.we_choke {
+            return Ok(());
+        }
+        self.we_choke = choke;
+        if choke {
+            self.uploads.clear(); // BEP 3: a choke discards the peer's pending requests
+        }
+        self.send(if choke {
+            Message::Choke
+        } else {
+            Message::Unchoke
+        })
+        .await
+    }
+
+    /// Tells the peer about pieces verified since the last call, and
+    /// reconsiders our interest; two seeders have nothing to say and part.
+    async fn send_haves(&mut self) -> Result<(), SessionError> {
+        let (new, complete) = {
+            let state = self.shared.state();
+            (
+                state.have_log[self.have_cursor..].to_vec(),
+                state.picker.is_complete(),
+            )
+        };
+        self.have_cursor += new.len();
+        for index in new {
+            self.send(Message::Have(index)).await?;
+        }
+        if complete && self.peer_has.is_complete() {
+            return Err(SessionError::Protocol("both sides are seeders"));
+        }
+        self.update_interest().await
+    }
+
+    async fn update_interest(&mut self) -> Result<(), SessionError> {
+        let wanted = self.shared.state().picker.wants_any(&self.peer_has);
+        if wanted != self.am_interested {
+            self.am_interested = wanted;
+            self.send(if wanted {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            })
+            .await?;
+        }
+        self.fill_pipeline().await
+    }
+
+    fn pipeline_depth(&self) -> usize {
+        ((self.rate / 2) as usize / MAX_BLOCK_LEN as usize).clamp(MIN_PIPELINE, MAX_PIPELINE)
+    }
+
+    /// Asks for more blocks while unchoked and interested.
+    async fn fill_pipeline(&mut self) -> Result<(), SessionError> {
+        if self.peer_choking || !self.am_interested {
+            return Ok(());
+        }
+        let want = self.pipeline_depth().saturating_sub(self.outstanding.len());
+        if want == 0 {
+            return Ok(());
+        }
+        let blocks = {
+            let mut state = self.shared.state();
+            let state = &mut *state;
+            state
+                .picker
+                .pick(self.key, &self.peer_has, want, &mut state.rng)
+        };
+        if self.outstanding.is_empty() {
+            self.last_block = Instant::now(); // the snub clock starts with the first request
+        }
+        for block in blocks {
+            self.outstanding.insert(block);
+            self.send(Message::Request(block)).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, message: Message) -> Result<(), SessionError> {
+        self.last_received = Instant::now();
+        let first = !self.got_first_message;
+        if message != Message::KeepAlive {
+            self.got_first_message = true;
+        }
+        match message {
+            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Bitfield(field) => {
+                if !first {
+                    return Err(SessionError::Protocol("bitfield after the first message"));
+                }
+                self.shared.state().picker.add_availability(&field);
+                self.peer_has = field;
+                if self.peer_has.is_complete() && self.shared.state().picker.is_complete() {
+                    return Err(SessionError::Protocol("both sides are seeders"));
+                }
+                self.update_interest().await?;
+            }
+            Message::Have(index) => {
+                if self.peer_has.set(index as usize) {
+                    self.shared.state().picker.add_have(index);
+                }
+                if !self.am_interested && self.shared.state().picker.wants(index) {
+                    self.update_interest().await?;
+                }
+            }
+            Message::Choke => {
+                self.peer_choking = true;
+                self.outstanding.clear();
+                self.shared.state().picker.release(self.key);
+            }
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.fill_pipeline().await?;
+            }
+            Message::Interested => {
+                let unchoke_now = {
+                    let mut state = self.shared.state();
+                    let unchoked = state.peers.values().filter(|p| p.unchoked).count();
+                    let slot = state
+                        .peers
+                        .get_mut(&self.key)
+                        .expect("a running session is registered");
+                    slot.interested = true;
+                    // A free slot is given at once rather than at the next round.
+                    let free = unchoked < self.shared.unchoke_slots && !slot.unchoked;
+                    if free {
+                        slot.unchoked = true;
+                    }
+                    free
+                };
+                if unchoke_now {
+                    self.set_choke(false).await?;
+                }
+            }
+            Message::NotInterested => {
+                if let Some(slot) = self.shared.state().peers.get_mut(&self.key) {
+                    slot.interested = false;
+                }
+            }
+            Message::Request(block) => {
+                // Requests while choked, or for pieces we lack, are ignored (BEP 3).
+                let have = self.shared.state().picker.have().get(block.index as usize);
+                if !self.we_choke && have && !self.uploads.push(block) {
+                    return Err(SessionError::Protocol("too many queued requests"));
+                }
+            }
+            Message::Cancel(block) => self.uploads.remove(&block),
+            Message::Piece { index, begin, data } => {
+                let block = BlockRef {
+                    index,
+                    begin,
+                    length: data.len() as u32,
+                };
+                self.outstanding.remove(&block);
+                self.last_block = Instant::now();
+                self.count_rate(data.len() as u64);
+                self.shared.download_limit.acquire(data.len() as u64).await;
+                self.shared
+                    .downloaded
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                let outcome = {
+                    let mut state = self.shared.state();
+                    if let Some(slot) = state.peers.get_mut(&self.key) {
+                        slot.down_round += data.len() as u64;
+                    }
+                    let outcome = state.picker.received(self.key, block, &data);
+                    if outcome.stored {
+                        if let Some(slot) = state.peers.get(&self.key) {
+                            let id = slot.id;
+                            state.senders.insert(id);
+                        }
+                    }
+                    for other in &outcome.cancel {
+                        if let Some(slot) = state.peers.get(other) {
+                            let _ = slot.commands.try_send(Command::Cancel(block));
+                        }
+                    }
+                    outcome
+                };
+                if let Some(piece) = outcome.complete {
+                    self.shared.finish_piece(piece);
+                }
+                self.fill_pipeline().await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count_rate(&mut self, bytes: u64) {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.rate = self.window_bytes;
+            self.window_bytes = 0;
+            self.window_start = now;
+        }
+        self.window_bytes += bytes;
+        self.rate = self.rate.max(self.window_bytes);
+    }
+}
+
+/// Sends our messages first, then the blocks the peer asked for; flushes when
+/// there is nothing more to send; a keep-alive when idle.
+async fn write_loop(
+    shared: Arc<Shared>,
+    key: PeerKey,
+    half: OwnedWriteHalf,
+    codec: MessageCodec,
+    mut messages: mpsc::Receiver<Message>,
+    uploads: Arc<UploadQueue>,
+) -> Result<(), SessionError> {
+    let mut sink = FramedWrite::new(half, codec);
+    sink.set_backpressure_boundary(IO_BUFFER);
+    let mut last_sent = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            message = messages.recv() => match message {
+                Some(message) => sink.feed(message).await?,
+                None => {
+                    sink.flush().await?;
+                    return Ok(());
+                }
+            },
+            block = uploads.next() => {
+                shared.upload_limit.acquire(u64::from(block.length)).await;
+                write_block(&shared, &mut sink, block)?;
+                shared.uploaded.fetch_add(u64::from(block.length), Ordering::Relaxed);
+                if let Some(slot) = shared.state().peers.get_mut(&key) {
+                    slot.up_round += u64::from(block.length);
+                }
+                if sink.write_buffer().len() >= IO_BUFFER {
+                    sink.flush().await?;
+                }
+            },
+            _ = sleep_until(last_sent + KEEPALIVE_EVERY) => sink.feed(Message::KeepAlive).await?,
+        }
+        last_sent = Instant::now();
+        if messages.is_empty() && uploads.is_empty() {
+            sink.flush().await?;
+        }
+    }
+}
+
+/// Frames a `piece` message with its data read from disk straight into the
+/// send buffer (one copy instead of two).
+fn write_block(
+    shared: &Shared,
+    sink: &mut FramedWrite<OwnedWriteHalf, MessageCodec>,
+    block: BlockRef,
+) -> Result<(), SessionError> {
+    let length = block.length as usize;
+    let buffer = sink.write_buffer_mut();
+    buffer.reserve(13 + length);
+    buffer.put_u32(9 + block.length);
+    buffer.put_u8(7);
+    buffer.put_u32(block.index);
+    buffer.put_u32(block.begin);
+    let start = buffer.len();
+    buffer.resize(start + length, 0);
+    let offset = u64::from(block.index) * shared.geometry.piece_length + u64::from(block.begin);
+    shared
+        .storage
+        .read_at(offset, &mut buffer[start..])
+        .map_err(|e| {
+            buffer.truncate(start - 13);
+            SessionError::Disk(e.to_string())
+        })
+}

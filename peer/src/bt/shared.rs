@@ -1,0 +1,281 @@
+//! What the coordinator and every peer session share.
+//!
+//! [`Shared`] is immutable setup plus atomics and one `std::sync::Mutex`
+//! around [`State`]. The mutex is held only for bookkeeping (a pick, a
+//! received block copied into its piece buffer, a peer joining or leaving),
+//! never across an `.await` and never while hashing or doing file I/O, so a
+//! blocking mutex is cheaper than an async one; it is the only lock, so there
+//! is no lock order to get wrong.
+//!
+//! Verified pieces are announced to sessions through the append-only
+//! `have_log` and a `watch` of its length: each session keeps a cursor and
+//! sends the `have`s it has not sent yet, so no channel can overflow and no
+//! session misses one.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+};
+
+use common::{bitfield::Bitfield, wire::Geometry, InfoHash, PeerId};
+use rand::{rngs::StdRng, SeedableRng};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::{
+    picker::{CompletePiece, PeerKey, Picker},
+    storage::Storage,
+};
+use crate::rate::RateLimiter;
+
+/// Hash failures as sole contributor before a peer is banned.
+pub const STRIKES_TO_BAN: u32 = 2;
+/// Capacity of a session's command channel; commands are rare (choke
+/// changes, endgame cancels), and a full channel drops a cancel, which costs
+/// only a duplicate block.
+pub const COMMAND_CAPACITY: usize = 256;
+
+/// What the coordinator tells a session.
+#[derive(Debug)]
+pub enum Command {
+    /// Choke (true) or unchoke (false) the peer.
+    Choke(bool),
+    /// Cancel a request made to this peer (endgame).
+    Cancel(common::wire::BlockRef),
+    Close,
+}
+
+/// A connected peer as the coordinator sees it.
+pub struct PeerSlot {
+    pub addr: SocketAddr,
+    pub id: PeerId,
+    pub commands: mpsc::Sender<Command>,
+    /// The peer is interested in us.
+    pub interested: bool,
+    /// We let it download.
+    pub unchoked: bool,
+    /// Payload bytes this choking round, each way.
+    pub down_round: u64,
+    pub up_round: u64,
+}
+
+pub struct State {
+    pub picker: Picker,
+    /// Verified pieces in the order they verified.
+    pub have_log: Vec<u32>,
+    pub peers: HashMap<PeerKey, PeerSlot>,
+    /// Who each key was, with whether we dialled its address (so the
+    /// address is its listening one), also after it left.
+    pub identities: HashMap<PeerKey, (PeerId, SocketAddr, bool)>,
+    next_key: PeerKey,
+    strikes: HashMap<PeerId, u32>,
+    pub banned_ids: HashSet<PeerId>,
+    pub banned_addrs: HashSet<SocketAddr>,
+    /// Distinct peers that sent us at least one wanted block.
+    pub senders: HashSet<PeerId>,
+    pub rng: StdRng,
+}
+
+/// Why a handshaken peer is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("connected to ourselves")]
+    Ourselves,
+    #[error("already connected to this peer")]
+    Duplicate,
+    #[error("banned for sending bad data")]
+    Banned,
+    #[error("connection limit reached")]
+    Full,
+}
+
+pub struct Shared {
+    pub info_hash: InfoHash,
+    pub our_id: PeerId,
+    pub geometry: Geometry,
+    pub storage: Arc<Storage>,
+    state: Mutex<State>,
+    pub have_count: watch::Sender<usize>,
+    pub complete: watch::Sender<bool>,
+    pub upload_limit: RateLimiter,
+    pub download_limit: RateLimiter,
+    pub downloaded: AtomicU64,
+    pub uploaded: AtomicU64,
+    pub hash_failures: AtomicU64,
+    pub max_peers: usize,
+    pub unchoke_slots: usize,
+    pub shutdown: CancellationToken,
+    /// Set when the disk fails: the run ends with this error.
+    pub fatal: Mutex<Option<String>>,
+}
+
+pub struct Limits {
+    pub upload_rate: Option<u64>,
+    pub download_rate: Option<u64>,
+    pub max_peers: usize,
+    pub unchoke_slots: usize,
+}
+
+impl Shared {
+    pub fn new(
+        info_hash: InfoHash,
+        our_id: PeerId,
+        geometry: Geometry,
+        storage: Storage,
+        have: Bitfield,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let complete = have.is_complete();
+        Arc::new(Shared {
+            info_hash,
+            our_id,
+            geometry,
+            storage: Arc::new(storage),
+            state: Mutex::new(State {
+                picker: Picker::new(geometry, have),
+                have_log: Vec::new(),
+                peers: HashMap::new(),
+                identities: HashMap::new(),
+                next_key: 1,
+                strikes: HashMap::new(),
+                banned_ids: HashSet::new(),
+                banned_addrs: HashSet::new(),
+                senders: HashSet::new(),
+                rng: StdRng::from_os_rng(),
+            }),
+            have_count: watch::Sender::new(0),
+            complete: watch::Sender::new(complete),
+            upload_limit: RateLimiter::new(limits.upload_rate),
+            download_limit: RateLimiter::new(limits.download_rate),
+            downloaded: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
+            hash_failures: AtomicU64::new(0),
+            max_peers: limits.max_peers,
+            unchoke_slots: limits.unchoke_slots,
+            shutdown,
+            fatal: Mutex::new(None),
+        })
+    }
+
+    /// The state lock. A panic elsewhere while it was held leaves plain
+    /// bookkeeping behind, still usable: poison is ignored.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a handshaken peer, or says why not.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        id: PeerId,
+        dialed: bool,
+    ) -> Result<(PeerKey, mpsc::Receiver<Command>), Refusal> {
+        if id == self.our_id {
+            return Err(Refusal::Ourselves);
+        }
+        let mut state = self.state();
+        if state.banned_ids.contains(&id) || (dialed && state.banned_addrs.contains(&addr)) {
+            return Err(Refusal::Banned);
+        }
+        if state.peers.values().any(|p| p.id == id) {
+            return Err(Refusal::Duplicate);
+        }
+        if state.peers.len() >= self.max_peers {
+            return Err(Refusal::Full);
+        }
+        let key = state.next_key;
+        state.next_key += 1;
+        let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
+        state.peers.insert(
+            key,
+            PeerSlot {
+                addr,
+                id,
+                commands,
+                interested: false,
+                unchoked: false,
+                down_round: 0,
+                up_round: 0,
+            },
+        );
+        state.identities.insert(key, (id, addr, dialed));
+        Ok((key, receiver))
+    }
+
+    /// Forgets a peer that left: its requests return to the pool and its
+    /// pieces no longer count as available.
+    pub fn unregister(&self, key: PeerKey, had: &Bitfield) {
+        let mut state = self.state();
+        state.picker.release(key);
+        state.picker.remove_availability(had);
+        state.peers.remove(&key);
+    }
+
+    /// Hashes and writes a complete piece off the async runtime, then records
+    /// the result: a `have` for every session, or a strike for the sender.
+    pub fn finish_piece(self: &Arc<Self>, piece: CompletePiece) {
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome = shared.storage.verify_and_write(piece.index, &piece.data);
+            drop(piece.data);
+            let ok = match outcome {
+                Ok(ok) => ok,
+                Err(e) => {
+                    error!("cannot write piece {}: {e}", piece.index);
+                    *shared.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    shared.shutdown.cancel();
+                    false
+                }
+            };
+            let mut state = shared.state();
+            state.picker.verified(piece.index, ok);
+            if ok {
+                state.have_log.push(piece.index);
+                let count = state.have_log.len();
+                let complete = state.picker.is_complete();
+                drop(state);
+                shared.have_count.send_replace(count);
+                if complete {
+                    shared.complete.send_replace(true);
+                }
+                return;
+            }
+            shared.hash_failures.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                piece = piece.index,
+                contributors = piece.contributors.len(),
+                "piece failed its hash check"
+            );
+            // Blame only a sole contributor: with several, the picker has the
+            // piece fetched again from one peer alone, which settles it.
+            if let [only] = piece.contributors[..] {
+                if let Some(&(id, addr, dialed)) = state.identities.get(&only) {
+                    let strikes = state.strikes.entry(id).or_insert(0);
+                    *strikes += 1;
+                    if *strikes >= STRIKES_TO_BAN {
+                        info!(%addr, "banning peer for sending bad data");
+                        state.banned_ids.insert(id);
+                        if dialed {
+                            state.banned_addrs.insert(addr);
+                        }
+                        if let Some(slot) = state.peers.get(&only) {
+                            let _ = slot.commands.try_send(Command::Close);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Bytes still missing.
+    pub fn left(&self) -> u64 {
+        let have = self.state().picker.bytes_have();
+        self.geometry.total_length - have
+    }
+}

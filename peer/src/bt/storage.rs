@@ -1,0 +1,371 @@
+//! Pieces to files and back: where every byte of the torrent lives on disk.
+//!
+//! Storage owns the download directory. Files are created sparse at their
+//! final length (`set_len`), and every read and write is positional
+//! (`pread`/`pwrite`), so pieces that span files need no whole-file
+//! buffering and any number of tasks can use the same handles at once.
+//!
+//! Safety: the metainfo layer already guarantees every path is a list of
+//! plain names (no `..`, no absolute path). Storage adds that no directory
+//! or file on the way may be a symbolic link, and opens files with
+//! `O_NOFOLLOW`, so the download directory cannot be escaped through a link
+//! planted inside it.
+//!
+//! Only verified pieces are written (the caller hashes first), so whatever is
+//! on disk is either a whole verified piece or untouched; a restart finds
+//! what it has by hashing ([`Storage::verify_existing`]).
+
+use std::{
+    fs::{File, OpenOptions},
+    io,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use common::{bitfield::Bitfield, metainfo::Info};
+use rayon::prelude::*;
+use sha1::{Digest, Sha1};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}: is a symbolic link; refusing to follow it out of the download directory")]
+    Symlink(PathBuf),
+    #[error("read or write outside the torrent (offset {offset}, length {length})")]
+    OutOfRange { offset: u64, length: u64 },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+struct StoredFile {
+    path: PathBuf,
+    offset: u64,
+    length: u64,
+    /// `None` until opened (a zero-length file is never opened for data).
+    handle: Option<File>,
+}
+
+/// The torrent's files under one directory.
+pub struct Storage {
+    files: Vec<StoredFile>,
+    piece_length: u64,
+    total_length: u64,
+    hashes: Vec<[u8; 20]>,
+}
+
+/// Checks that no existing component of `relative` below `root` is a link.
+fn refuse_links(root: &Path, relative: &Path) -> Result<(), StorageError> {
+    let mut path = root.to_owned();
+    for component in relative.components() {
+        path.push(component);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(StorageError::Symlink(path)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StorageError::Io { path, source: e }),
+        }
+    }
+    Ok(())
+}
+
+impl Storage {
+    /// Opens (creating if asked) every file of `info` under `root`. With
+    /// `create`, missing files are made sparse at full length; without, a
+    /// missing file is an error (seeding needs the data).
+    pub fn open(root: &Path, info: &Info, create: bool) -> Result<Storage, StorageError> {
+        if create {
+            std::fs::create_dir_all(root).map_err(io_at(root))?;
+        }
+        let mut files = Vec::with_capacity(info.files.len());
+        for entry in &info.files {
+            let relative = entry.relative_path();
+            refuse_links(root, &relative)?;
+            let path = root.join(&relative);
+            if create {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+                    refuse_links(root, &relative)?; // nothing raced a link in
+                }
+            }
+            let handle = OpenOptions::new()
+                .read(true)
+                .write(create)
+                .create(create)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        StorageError::Symlink(path.clone())
+                    } else {
+                        StorageError::Io {
+                            path: path.clone(),
+                            source: e,
+                        }
+                    }
+                })?;
+            if create && handle.metadata().map_err(io_at(&path))?.len() != entry.length {
+                handle.set_len(entry.length).map_err(io_at(&path))?;
+            }
+            files.push(StoredFile {
+                path,
+                offset: entry.offset,
+                length: entry.length,
+                handle: Some(handle),
+            });
+        }
+        Ok(Storage {
+            files,
+            piece_length: info.piece_length,
+            total_length: info.total_length,
+            hashes: info.pieces.clone(),
+        })
+    }
+
+    pub fn piece_count(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn piece_size(&self, index: u32) -> u64 {
+        let start = u64::from(index) * self.piece_length;
+        self.total_length
+            .saturating_sub(start)
+            .min(self.piece_length)
+    }
+
+    /// Calls `f(file, offset_in_file, range_in_buffer)` for each file segment
+    /// of the torrent range `[offset, offset + length)`.
+    fn segments(
+        &self,
+        offset: u64,
+        length: u64,
+        mut f: impl FnMut(&StoredFile, u64, std::ops::Range<usize>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let end = offset
+            .checked_add(length)
+            .filter(|&e| e <= self.total_length);
+        let Some(end) = end else {
+            return Err(StorageError::OutOfRange { offset, length });
+        };
+        let first = self
+            .files
+            .partition_point(|file| file.offset + file.length <= offset);
+        for file in &self.files[first..] {
+            if file.offset >= end {
+                break;
+            }
+            let start = offset.max(file.offset);
+            let stop = end.min(file.offset + file.length);
+            if stop > start {
+                f(
+                    file,
+                    start - file.offset,
+                    (start - offset) as usize..(stop - offset) as usize,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes at torrent offset `offset`.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        self.segments(offset, buf.len() as u64, |file, at, range| {
+            let handle = file
+                .handle
+                .as_ref()
+                .ok_or(StorageError::OutOfRange { offset, length: 0 })?;
+            handle
+                .read_exact_at(&mut buf[range], at)
+                .map_err(io_at(&file.path))
+        })
+    }
+
+    /// Writes `data` at torrent offset `offset`.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.segments(offset, data.len() as u64, |file, at, range| {
+            let handle = file
+                .handle
+                .as_ref()
+                .ok_or(StorageError::OutOfRange { offset, length: 0 })?;
+            handle
+                .write_all_at(&data[range], at)
+                .map_err(io_at(&file.path))
+        })
+    }
+
+    /// Whether `data` is piece `index` (SHA-1 matches).
+    pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {
+        self.hashes
+            .get(index as usize)
+            .is_some_and(|hash| <[u8; 20]>::from(Sha1::digest(data)) == *hash)
+    }
+
+    /// Hashes `data` and, if it is piece `index`, writes it. Blocking: call it
+    /// off the async runtime. Returns whether the piece verified.
+    pub fn verify_and_write(&self, index: u32, data: &[u8]) -> Result<bool, StorageError> {
+        if data.len() as u64 != self.piece_size(index) || !self.piece_matches(index, data) {
+            return Ok(false);
+        }
+        self.write_at(u64::from(index) * self.piece_length, data)?;
+        Ok(true)
+    }
+
+    /// Hashes every piece already on disk (in parallel) and returns which
+    /// verify. Blocking: call it off the async runtime. A piece whose bytes
+    /// lie in a file that is shorter than expected counts as missing.
+    pub fn verify_existing(&self, progress: &(dyn Fn(u64) + Sync)) -> Bitfield {
+        let count = self.piece_count();
+        let good: Vec<bool> = (0..count as u32)
+            .into_par_iter()
+            .map_init(
+                || vec![0u8; self.piece_length as usize],
+                |buf, index| {
+                    let size = self.piece_size(index) as usize;
+                    let ok = self
+                        .read_at(u64::from(index) * self.piece_length, &mut buf[..size])
+                        .is_ok()
+                        && self.piece_matches(index, &buf[..size]);
+                    progress(size as u64);
+                    ok
+                },
+            )
+            .collect();
+        let mut field = Bitfield::new(count);
+        for (index, ok) in good.into_iter().enumerate() {
+            if ok {
+                field.set(index);
+            }
+        }
+        field
+    }
+
+    /// Flushes every file to disk.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        for file in &self.files {
+            if let Some(handle) = &file.handle {
+                handle.sync_data().map_err(io_at(&file.path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::metainfo::FileEntry;
+
+    /// Three files of 5, 0 and 11 bytes in pieces of 4.
+    fn info(data: &[u8]) -> Info {
+        let files = vec![
+            FileEntry {
+                path: vec!["t".into(), "a".into()],
+                length: 5,
+                offset: 0,
+            },
+            FileEntry {
+                path: vec!["t".into(), "empty".into()],
+                length: 0,
+                offset: 5,
+            },
+            FileEntry {
+                path: vec!["t".into(), "sub".into(), "b".into()],
+                length: 11,
+                offset: 5,
+            },
+        ];
+        Info {
+            name: "t".into(),
+            piece_length: 4,
+            pieces: data.chunks(4).map(|c| Sha1::digest(c).into()).collect(),
+            multi_file: true,
+            files,
+            total_length: 16,
+            private: false,
+            source: None,
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn pieces_spanning_files_are_written_read_and_verified() {
+        let data: Vec<u8> = (0..16u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), &info(&data), true).unwrap();
+        assert_eq!(
+            storage.verify_existing(&|_| {}).count(),
+            0,
+            "fresh sparse files hold nothing"
+        );
+        assert!(
+            !storage.verify_and_write(1, b"xxxx").unwrap(),
+            "a bad piece is refused"
+        );
+        for (index, chunk) in data.chunks(4).enumerate() {
+            assert!(storage.verify_and_write(index as u32, chunk).unwrap());
+        }
+        assert_eq!(std::fs::read(dir.path().join("t/a")).unwrap(), &data[..5]);
+        assert_eq!(
+            std::fs::read(dir.path().join("t/sub/b")).unwrap(),
+            &data[5..]
+        );
+        let mut back = [0u8; 7];
+        storage.read_at(3, &mut back).unwrap();
+        assert_eq!(back, data[3..10]);
+        assert!(matches!(
+            storage.read_at(10, &mut [0u8; 7]),
+            Err(StorageError::OutOfRange { .. })
+        ));
+
+        // Reopened, it finds every piece; with one byte damaged, all but one.
+        let again = Storage::open(dir.path(), &info(&data), true).unwrap();
+        assert!(again.verify_existing(&|_| {}).is_complete());
+        again.write_at(6, b"!").unwrap();
+        let found = again.verify_existing(&|_| {});
+        assert_eq!(found.count(), 3);
+        assert!(!found.get(1));
+    }
+
+    #[test]
+    fn links_inside_the_download_directory_are_not_followed() {
+        let data: Vec<u8> = (0..16u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("t/sub")).unwrap();
+        assert!(matches!(
+            Storage::open(dir.path(), &info(&data), true),
+            Err(StorageError::Symlink(_))
+        ));
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("victim"), dir.path().join("t/a")).unwrap();
+        assert!(matches!(
+            Storage::open(dir.path(), &info(&data), true),
+            Err(StorageError::Symlink(_))
+        ));
+        assert!(!outside.path().join("victim").exists());
+    }
+
+    #[test]
+    fn seeding_needs_the_files_to_exist() {
+        let data: Vec<u8> = (0..16u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Storage::open(dir.path(), &info(&data), false),
+            Err(StorageError::Io { .. })
+        ));
+    }
+}

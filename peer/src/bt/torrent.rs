@@ -1,0 +1,409 @@
+//! The coordinator of one torrent: it accepts and dials peers, runs the
+//! tracker announces and the choking rounds, and ends the run.
+//!
+//! Tasks: the coordinator loop (this module), one task per peer session
+//! (`session`), a writer task inside each session, the tracker task, and
+//! blocking jobs that hash pieces. All stop on the shared cancellation
+//! token; the loop then waits for the sessions (at most a few seconds) and
+//! the tracker task announces `stopped`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::{Ipv4Addr, SocketAddr},
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use common::{bitfield::Bitfield, tracker_proto::AnnounceEvent, wire::Geometry, Metainfo, PeerId};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use super::{
+    choke::{Candidate, Choker},
+    session::{self, SessionEnd},
+    shared::{Command, Limits, Shared},
+    storage::Storage,
+    tracker_client::{Progress, TrackerClient, TrackerError},
+};
+
+/// Seconds between choking rounds (BEP 3 practice).
+pub const CHOKE_ROUND: Duration = Duration::from_secs(10);
+/// How long before dialling the same address again.
+pub const REDIAL_AFTER: Duration = Duration::from_secs(10);
+/// Announce attempts at start before giving up.
+const FIRST_ANNOUNCE_TRIES: u32 = 3;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub max_peers: usize,
+    pub upload_rate: Option<u64>,
+    pub download_rate: Option<u64>,
+    /// Keep seeding after the download completes (until cancelled).
+    pub keep_seeding: bool,
+    pub unchoke_slots: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum TorrentError {
+    #[error("cannot listen on port {port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("tracker: {0}")]
+    Tracker(#[from] TrackerError),
+    #[error("disk: {0}")]
+    Disk(String),
+}
+
+/// What a finished download prints as its JSON line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub event: &'static str,
+    pub info_hash: String,
+    /// Payload bytes received in this run.
+    pub bytes: u64,
+    pub size: u64,
+    pub seconds: f64,
+    /// `bytes / seconds`.
+    pub rate: f64,
+    /// Distinct peers that sent us data.
+    pub peers: usize,
+    pub hash_failures: u64,
+    pub uploaded: u64,
+}
+
+/// A progress snapshot for the terminal.
+pub struct Status {
+    pub have: u64,
+    pub peers: usize,
+}
+
+/// A fresh peer id: Azureus style, `-PL0100-` and twelve random characters.
+pub fn new_peer_id() -> PeerId {
+    use rand::{distr::Alphanumeric, Rng};
+    let mut id = *b"-PL0100-............";
+    for (byte, random) in id[8..]
+        .iter_mut()
+        .zip(rand::rng().sample_iter(Alphanumeric))
+    {
+        *byte = random;
+    }
+    PeerId(id)
+}
+
+/// Runs the torrent until it completes (unless seeding) or `shutdown` fires.
+/// `on_complete` is called once, when the last piece verifies; `on_status`
+/// twice a second.
+pub async fn run(
+    meta: &Metainfo,
+    storage: Storage,
+    have: Bitfield,
+    settings: Settings,
+    shutdown: CancellationToken,
+    on_complete: impl FnOnce(&Summary),
+    on_status: impl Fn(Status),
+) -> Result<Option<Summary>, TorrentError> {
+    let started = Instant::now();
+    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, settings.port))
+        .await
+        .map_err(|source| TorrentError::Listen {
+            port: settings.port,
+            source,
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| TorrentError::Listen {
+            port: settings.port,
+            source,
+        })?
+        .port();
+    let our_id = new_peer_id();
+    let limits = Limits {
+        upload_rate: settings.upload_rate,
+        download_rate: settings.download_rate,
+        max_peers: settings.max_peers,
+        unchoke_slots: settings.unchoke_slots,
+    };
+    let shared = Shared::new(
+        meta.info_hash,
+        our_id,
+        Geometry::of(&meta.info),
+        storage,
+        have,
+        limits,
+        shutdown.clone(),
+    );
+    let start_have = meta.info.total_length - shared.left();
+    info!(port, "listening for peers");
+
+    let mut tracker = TrackerClient::new(meta.tracker_tiers(), meta.info_hash, our_id, port)?;
+    let first = first_announce(&mut tracker, &shared).await?;
+    let (peers_tx, mut peers_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
+    let _ = peers_tx.try_send(first.peers.iter().map(|p| p.addr).collect());
+    let interval = Duration::from_secs(u64::from(first.interval.clamp(5, 3600)));
+    let tracker_task = tokio::spawn(
+        tracker_loop(tracker, shared.clone(), interval, peers_tx)
+            .instrument(tracing::info_span!("tracker")),
+    );
+
+    let mut sessions: JoinSet<SessionEnd> = JoinSet::new();
+    let mut dialing: HashSet<SocketAddr> = HashSet::new();
+    let mut known: HashSet<SocketAddr> = HashSet::new();
+    let mut never_dial: HashSet<SocketAddr> = HashSet::new();
+    let mut last_dial: HashMap<SocketAddr, Instant> = HashMap::new();
+    let mut choker = Choker::new(settings.unchoke_slots);
+    let mut choke_tick = tokio::time::interval(CHOKE_ROUND);
+    let mut redial_tick = tokio::time::interval(Duration::from_secs(2));
+    let mut status_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut complete = shared.complete.subscribe();
+    let mut summary = None;
+    let mut on_complete = Some(on_complete);
+    if *complete.borrow_and_update() {
+        // Everything was already on disk (a finished download restarted).
+        let done = make_summary(&shared, meta, started, start_have);
+        if let Some(callback) = on_complete.take() {
+            callback(&done);
+        }
+        summary = Some(done);
+        if !settings.keep_seeding {
+            shutdown.cancel();
+        }
+    }
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    if sessions.len() < settings.max_peers {
+                        let span = tracing::debug_span!("peer", %addr);
+                        sessions.spawn(session::incoming(shared.clone(), stream, addr).instrument(span));
+                    }
+                }
+                Err(e) => warn!("accept failed: {e}"),
+            },
+            Some(found) = peers_rx.recv() => {
+                known.extend(found);
+                dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers);
+            }
+            _ = redial_tick.tick() => dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers),
+            Some(ended) = sessions.join_next() => {
+                if let Ok(end) = ended {
+                    if let Some(addr) = end.dialed {
+                        dialing.remove(&addr);
+                        if end.was_ourselves {
+                            never_dial.insert(addr);
+                        }
+                    }
+                }
+            }
+            _ = choke_tick.tick() => choke_round(&shared, &mut choker),
+            _ = status_tick.tick() => {
+                let peers = shared.state().peers.len();
+                on_status(Status { have: meta.info.total_length - shared.left(), peers });
+            }
+            Ok(()) = complete.changed(), if summary.is_none() && on_complete.is_some() => {
+                if *complete.borrow_and_update() {
+                    let done = make_summary(&shared, meta, started, start_have);
+                    if let Some(callback) = on_complete.take() {
+                        callback(&done);
+                    }
+                    summary = Some(done);
+                    if !settings.keep_seeding {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    shutdown.cancel();
+    let fatal = shared
+        .fatal
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    // Sessions see the token and close; give them a moment, then drop them.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    sessions.abort_all();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
+    if let Err(e) = shared.storage.sync() {
+        return Err(TorrentError::Disk(e.to_string()));
+    }
+    match fatal {
+        Some(message) => Err(TorrentError::Disk(message)),
+        None => Ok(summary),
+    }
+}
+
+fn progress(shared: &Shared) -> Progress {
+    Progress {
+        uploaded: shared.uploaded.load(Ordering::Relaxed),
+        downloaded: shared.downloaded.load(Ordering::Relaxed),
+        left: shared.left(),
+    }
+}
+
+/// The `started` announce: a few quick tries, then the torrent cannot start.
+async fn first_announce(
+    tracker: &mut TrackerClient,
+    shared: &Shared,
+) -> Result<common::tracker_proto::AnnounceResponse, TrackerError> {
+    let mut attempt = 0;
+    loop {
+        match tracker
+            .announce(AnnounceEvent::Started, progress(shared))
+            .await
+        {
+            Ok(response) => return Ok(response),
+            Err(error) if attempt + 1 >= FIRST_ANNOUNCE_TRIES => return Err(error),
+            Err(error) => {
+                debug!(%error, "first announce failed, retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+        }
+    }
+}
+
+/// Regular announces at the tracker's interval, `completed` when the last
+/// piece verifies, `stopped` at shutdown; while every tracker is down it
+/// retries with growing delays and the torrent goes on with the peers it knows.
+async fn tracker_loop(
+    mut tracker: TrackerClient,
+    shared: Arc<Shared>,
+    interval: Duration,
+    found: mpsc::Sender<Vec<SocketAddr>>,
+) {
+    let mut complete = shared.complete.subscribe();
+    let mut announced_complete = *complete.borrow();
+    let mut wait = interval;
+    let mut failures = 0u32;
+    loop {
+        let event = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => AnnounceEvent::None,
+            Ok(()) = complete.changed(), if !announced_complete => {
+                if !*complete.borrow_and_update() { continue; }
+                announced_complete = true;
+                AnnounceEvent::Completed
+            }
+        };
+        match tracker.announce(event, progress(&shared)).await {
+            Ok(response) => {
+                failures = 0;
+                wait = Duration::from_secs(u64::from(response.interval.clamp(5, 3600)));
+                let _ = found.try_send(response.peers.iter().map(|p| p.addr).collect());
+            }
+            Err(error) => {
+                failures += 1;
+                wait = Duration::from_secs(5u64 << failures.min(6)).min(interval);
+                warn!(%error, retry_in = ?wait, "announce failed");
+            }
+        }
+    }
+    if let Err(error) = tracker
+        .announce(AnnounceEvent::Stopped, progress(&shared))
+        .await
+    {
+        debug!(%error, "stopped announce failed");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dial(
+    shared: &Arc<Shared>,
+    sessions: &mut JoinSet<SessionEnd>,
+    known: &HashSet<SocketAddr>,
+    dialing: &mut HashSet<SocketAddr>,
+    never_dial: &HashSet<SocketAddr>,
+    last_dial: &mut HashMap<SocketAddr, Instant>,
+    max_peers: usize,
+) {
+    let connected: HashSet<SocketAddr> = {
+        let state = shared.state();
+        state
+            .peers
+            .values()
+            .map(|p| p.addr)
+            .chain(state.banned_addrs.iter().copied())
+            .collect()
+    };
+    let now = Instant::now();
+    for &addr in known {
+        if sessions.len() >= max_peers {
+            break;
+        }
+        let recent = last_dial
+            .get(&addr)
+            .is_some_and(|t| now.duration_since(*t) < REDIAL_AFTER);
+        if dialing.contains(&addr)
+            || connected.contains(&addr)
+            || never_dial.contains(&addr)
+            || recent
+        {
+            continue;
+        }
+        dialing.insert(addr);
+        last_dial.insert(addr, now);
+        let span = tracing::debug_span!("peer", %addr);
+        sessions.spawn(session::outgoing(shared.clone(), addr).instrument(span));
+    }
+}
+
+/// One choking round: rank, then tell each session whose state changes.
+fn choke_round(shared: &Shared, choker: &mut Choker) {
+    let mut state = shared.state();
+    let seeding = state.picker.is_complete();
+    let seconds = CHOKE_ROUND.as_secs_f64();
+    let candidates: Vec<Candidate> = state
+        .peers
+        .iter()
+        .map(|(&key, slot)| Candidate {
+            key,
+            interested: slot.interested,
+            rate: (if seeding {
+                slot.up_round
+            } else {
+                slot.down_round
+            }) as f64
+                / seconds,
+        })
+        .collect();
+    let state = &mut *state;
+    let unchoke = choker.round(&candidates, &mut state.rng);
+    for (key, slot) in state.peers.iter_mut() {
+        slot.down_round = 0;
+        slot.up_round = 0;
+        let should = unchoke.contains(key);
+        if should != slot.unchoked {
+            slot.unchoked = should;
+            let _ = slot.commands.try_send(Command::Choke(!should));
+        }
+    }
+}
+
+fn make_summary(shared: &Shared, meta: &Metainfo, started: Instant, start_have: u64) -> Summary {
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = meta.info.total_length - start_have;
+    Summary {
+        event: "complete",
+        info_hash: meta.info_hash.to_hex(),
+        bytes,
+        size: meta.info.total_length,
+        seconds,
+        rate: if seconds > 0.0 {
+            bytes as f64 / seconds
+        } else {
+            0.0
+        },
+        peers: shared.state().senders.len(),
+        hash_failures: shared.hash_failures.load(Ordering::Relaxed),
+        uploaded: shared.uploaded.load(Ordering::Relaxed),
+    }
+}

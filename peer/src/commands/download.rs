@@ -1,0 +1,202 @@
+//! `peer download` and `peer seed`: check what is on disk, then run the
+//! torrent; a finished download prints one JSON line on stdout.
+
+use std::{io::Write, path::PathBuf};
+
+use common::Metainfo;
+use tokio_util::sync::CancellationToken;
+
+use super::load_torrent;
+use crate::{
+    bt::{
+        storage::{Storage, StorageError},
+        torrent::{self, Settings, Summary, TorrentError},
+    },
+    exit::{Exit, Failure},
+    progress, units,
+};
+
+/// Options shared by `download` and `seed`.
+#[derive(clap::Args)]
+pub struct PeerOptions {
+    /// Port to accept peers on (0: any free port).
+    #[arg(long, default_value_t = 6881)]
+    port: u16,
+    /// Most peers connected at once.
+    #[arg(long, default_value_t = 50)]
+    max_peers: usize,
+    /// Upload limit for the whole process, bytes/s (`10M`) or bits/s (`100mbit`).
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
+    max_upload_rate: Option<u64>,
+    /// Peers unchoked at once: the fastest ones plus one optimistic slot.
+    #[arg(long, default_value_t = 4)]
+    unchoke_slots: usize,
+}
+
+#[derive(clap::Args)]
+pub struct DownloadArgs {
+    /// The .torrent file.
+    torrent: PathBuf,
+    /// Directory to download into (created if missing); what is already
+    /// there is checked and kept.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Go on seeding after the download completes, until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    seed: bool,
+    /// Download limit for the whole process, bytes/s (`10M`) or bits/s (`100mbit`).
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
+    max_download_rate: Option<u64>,
+    #[command(flatten)]
+    peer: PeerOptions,
+}
+
+#[derive(clap::Args)]
+pub struct SeedArgs {
+    /// The .torrent file.
+    torrent: PathBuf,
+    /// Directory holding the torrent's data (as `peer download --output` would leave it).
+    #[arg(short, long)]
+    data: PathBuf,
+    #[command(flatten)]
+    peer: PeerOptions,
+}
+
+fn storage_failure(error: StorageError) -> Failure {
+    Failure::new(Exit::Io, error)
+}
+
+fn torrent_failure(error: TorrentError) -> Failure {
+    let exit = match error {
+        TorrentError::Tracker(_) => Exit::Network,
+        TorrentError::Listen { .. } | TorrentError::Disk(_) => Exit::Io,
+    };
+    Failure::new(exit, error)
+}
+
+/// Opens the storage and hashes what is already on disk, off the runtime.
+async fn open_and_check(
+    meta: &Metainfo,
+    root: PathBuf,
+    create: bool,
+) -> Result<(Storage, common::bitfield::Bitfield), Failure> {
+    let info = meta.info.clone();
+    let bar = progress::bytes_bar(info.total_length, "checking");
+    let checked = tokio::task::spawn_blocking(move || {
+        let storage = Storage::open(&root, &info, create)?;
+        let have = storage.verify_existing(&|bytes| bar.inc(bytes));
+        bar.finish_and_clear();
+        Ok::<_, StorageError>((storage, have))
+    })
+    .await
+    .map_err(|e| Failure::new(Exit::Io, format!("checking the data failed: {e}")))?;
+    checked.map_err(storage_failure)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::new(Exit::Io, format!("cannot start the runtime: {e}")))
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        token.cancel();
+    });
+}
+
+fn print_summary(summary: &Summary) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut stdout, summary);
+    let _ = writeln!(stdout);
+    let _ = stdout.flush();
+}
+
+fn settings(options: &PeerOptions, download_rate: Option<u64>, keep_seeding: bool) -> Settings {
+    Settings {
+        port: options.port,
+        max_peers: options.max_peers.max(1),
+        upload_rate: options.max_upload_rate,
+        download_rate,
+        keep_seeding,
+        unchoke_slots: options.unchoke_slots.max(1),
+    }
+}
+
+pub fn download(args: DownloadArgs) -> Result<(), Failure> {
+    let meta = load_torrent(&args.torrent)?;
+    runtime()?.block_on(async {
+        let (storage, have) = open_and_check(&meta, args.output.clone(), true).await?;
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        let bar = progress::bytes_bar(meta.info.total_length, "download");
+        bar.set_position(have.count() as u64 * meta.info.piece_length.min(meta.info.total_length));
+        let settings = settings(&args.peer, args.max_download_rate, args.seed);
+        let seeding = args.seed;
+        let outcome = torrent::run(
+            &meta,
+            storage,
+            have,
+            settings,
+            shutdown,
+            |summary| {
+                bar.finish_and_clear();
+                print_summary(summary);
+                if seeding {
+                    eprintln!("download complete; seeding until Ctrl-C");
+                }
+            },
+            |status| {
+                bar.set_position(status.have);
+                bar.set_message(format!("{} peers", status.peers));
+            },
+        )
+        .await
+        .map_err(torrent_failure)?;
+        if outcome.is_none() {
+            return Err(Failure::new(
+                Exit::Interrupted,
+                "interrupted before the download completed",
+            ));
+        }
+        Ok(())
+    })
+}
+
+pub fn seed(args: SeedArgs) -> Result<(), Failure> {
+    let meta = load_torrent(&args.torrent)?;
+    runtime()?.block_on(async {
+        let (storage, have) = open_and_check(&meta, args.data.clone(), false).await?;
+        if !have.is_complete() {
+            return Err(Failure::new(
+                Exit::InvalidInput,
+                format!(
+                    "{}: only {} of {} pieces match the torrent; seeding needs all of them",
+                    args.data.display(),
+                    have.count(),
+                    have.len()
+                ),
+            ));
+        }
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        torrent::run(
+            &meta,
+            storage,
+            have,
+            settings(&args.peer, None, true),
+            shutdown,
+            |_| {},
+            |_| {},
+        )
+        .await
+        .map_err(torrent_failure)?;
+        Ok(())
+    })
+}
