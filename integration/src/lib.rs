@@ -16,6 +16,7 @@ use std::{
 use sha1::{Digest, Sha1};
 
 pub mod net;
+pub mod peers;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

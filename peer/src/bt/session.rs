@@ -49,6 +49,10 @@ pub const MAX_QUEUED_REQUESTS: usize = 1024;
 /// within these bounds.
 pub const MIN_PIPELINE: usize = 32;
 pub const MAX_PIPELINE: usize = 250;
+/// How often a session looks for blocks to request without being prompted:
+/// blocks return to the pool when another peer chokes us or leaves, and no
+/// message of this peer's would wake us to ask for them.
+pub const REFILL_EVERY: Duration = Duration::from_millis(500);
 /// Socket-side buffers: large reads and writes mean fewer system calls.
 const IO_BUFFER: usize = 256 * 1024;
 
@@ -275,6 +279,7 @@ impl Session {
         }
         let mut haves = self.shared.have_count.subscribe();
         let shutdown = self.shared.shutdown.clone();
+        let mut refill = tokio::time::interval(REFILL_EVERY);
         let result = loop {
             let idle_deadline = self.last_received + IDLE_TIMEOUT;
             let snub_deadline = if self.outstanding.is_empty() {
@@ -302,6 +307,7 @@ impl Session {
                     Some(Command::Close) | None => break Ok(()),
                 },
                 Ok(()) = haves.changed() => self.send_haves().await,
+                _ = refill.tick() => self.fill_pipeline().await,
                 ended = &mut writer => break match ended {
                     Ok(Err(e)) => Err(e),
                     _ => Ok(()),
@@ -363,6 +369,7 @@ impl Session {
     async fn update_interest(&mut self) -> Result<(), SessionError> {
         let wanted = self.shared.state().picker.wants_any(&self.peer_has);
         if wanted != self.am_interested {
+            tracing::trace!(wanted, "interest changes");
             self.am_interested = wanted;
             self.send(if wanted {
                 Message::Interested
@@ -406,6 +413,9 @@ impl Session {
 
     async fn handle(&mut self, message: Message) -> Result<(), SessionError> {
         self.last_received = Instant::now();
+        if !matches!(message, Message::Piece { .. } | Message::Request(_)) {
+            tracing::trace!(?message, "received");
+        }
         let first = !self.got_first_message;
         if message != Message::KeepAlive {
             self.got_first_message = true;

@@ -74,6 +74,16 @@ pub struct Summary {
     pub uploaded: u64,
 }
 
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Set when the download completed in this run.
+    pub completed: Option<Summary>,
+    /// Payload bytes sent to peers.
+    pub uploaded: u64,
+    pub seconds: f64,
+}
+
 /// A progress snapshot for the terminal.
 pub struct Status {
     pub have: u64,
@@ -104,7 +114,7 @@ pub async fn run(
     shutdown: CancellationToken,
     on_complete: impl FnOnce(&Summary),
     on_status: impl Fn(Status),
-) -> Result<Option<Summary>, TorrentError> {
+) -> Result<Outcome, TorrentError> {
     let started = Instant::now();
     let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, settings.port))
         .await
@@ -185,6 +195,7 @@ pub async fn run(
                 Err(e) => warn!("accept failed: {e}"),
             },
             Some(found) = peers_rx.recv() => {
+                debug!(peers = found.len(), "peers from the tracker");
                 known.extend(found);
                 dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers);
             }
@@ -237,7 +248,11 @@ pub async fn run(
     }
     match fatal {
         Some(message) => Err(TorrentError::Disk(message)),
-        None => Ok(summary),
+        None => Ok(Outcome {
+            completed: summary,
+            uploaded: shared.uploaded.load(Ordering::Relaxed),
+            seconds: started.elapsed().as_secs_f64(),
+        }),
     }
 }
 

@@ -159,7 +159,7 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
         )
         .await
         .map_err(torrent_failure)?;
-        if outcome.is_none() {
+        if outcome.completed.is_none() {
             return Err(Failure::new(
                 Exit::Interrupted,
                 "interrupted before the download completed",
@@ -186,17 +186,18 @@ pub fn seed(args: SeedArgs) -> Result<(), Failure> {
         }
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
-        torrent::run(
-            &meta,
-            storage,
-            have,
-            settings(&args.peer, None, true),
-            shutdown,
-            |_| {},
-            |_| {},
-        )
-        .await
-        .map_err(torrent_failure)?;
+        let seeding = settings(&args.peer, None, true);
+        let outcome = torrent::run(&meta, storage, have, seeding, shutdown, |_| {}, |_| {})
+            .await
+            .map_err(torrent_failure)?;
+        // One JSON line when the seeder stops, for scripts that count what it sent.
+        let line = serde_json::json!({
+            "event": "stopped",
+            "info_hash": meta.info_hash.to_hex(),
+            "uploaded": outcome.uploaded,
+            "seconds": outcome.seconds,
+        });
+        println!("{line}");
         Ok(())
     })
 }

@@ -1,0 +1,203 @@
+//! Helpers for tests that run our `peer` as seeders and leechers: a seeded
+//! torrent behind our tracker, processes whose JSON lines are read with a
+//! deadline, a graceful stop by PID, and counting the verified pieces of a
+//! file on disk.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use sha1::{Digest, Sha1};
+
+use crate::{make_seed, net::Tracker, peer_info, run_ok, workspace_bin, KillOnDrop};
+
+/// A torrent of a deterministic payload, announced to our own tracker.
+pub struct Fixture {
+    pub tracker: Tracker,
+    pub dir: tempfile::TempDir,
+    pub torrent: PathBuf,
+    /// Folder holding the payload (what `peer seed --data` takes).
+    pub data: PathBuf,
+    pub payload: PathBuf,
+    pub info_hash: String,
+    pub piece_length: u64,
+}
+
+impl Fixture {
+    /// `size` as make-seed.sh takes it, `piece_length` in bytes.
+    pub fn new(size: &str, piece_length: u64, tracker_args: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("seed");
+        std::fs::create_dir_all(&data).unwrap();
+        let payload = data.join("payload.bin");
+        make_seed(size, &payload);
+        let tracker = Tracker::start(tracker_args);
+        let torrent = dir.path().join("payload.torrent");
+        run_ok(
+            Command::new(workspace_bin("peer"))
+                .args([
+                    "create",
+                    "-l",
+                    &piece_length.to_string(),
+                    "-a",
+                    &tracker.announce_url(),
+                    "-o",
+                ])
+                .arg(&torrent)
+                .arg(&payload),
+        );
+        let info_hash = peer_info(&torrent)["info_hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Fixture {
+            tracker,
+            dir,
+            torrent,
+            data,
+            payload,
+            info_hash,
+            piece_length,
+        }
+    }
+
+    /// A fresh output folder inside the fixture's temp dir.
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn seed(&self, extra: &[&str]) -> PeerProcess {
+        PeerProcess::start(
+            Command::new(workspace_bin("peer"))
+                .arg("seed")
+                .arg(&self.torrent)
+                .arg("--data")
+                .arg(&self.data)
+                .args(["--port", "0"])
+                .args(extra),
+        )
+    }
+
+    pub fn download(&self, out: &Path, extra: &[&str]) -> PeerProcess {
+        PeerProcess::start(
+            Command::new(workspace_bin("peer"))
+                .arg("download")
+                .arg(&self.torrent)
+                .arg("--output")
+                .arg(out)
+                .args(["--port", "0"])
+                .args(extra),
+        )
+    }
+
+    /// Pieces of `file` that match the payload, piece by piece.
+    pub fn pieces_present(&self, file: &Path) -> Vec<bool> {
+        let expected = std::fs::read(&self.payload).expect("payload");
+        let actual = std::fs::read(file).unwrap_or_default();
+        expected
+            .chunks(self.piece_length as usize)
+            .enumerate()
+            .map(|(i, want)| {
+                let start = i * self.piece_length as usize;
+                actual
+                    .get(start..start + want.len())
+                    .is_some_and(|got| Sha1::digest(got) == Sha1::digest(want))
+            })
+            .collect()
+    }
+}
+
+/// A running `peer` whose stdout lines (JSON) arrive on a channel and whose
+/// stderr (logs) is kept for assertions.
+pub struct PeerProcess {
+    pub process: KillOnDrop,
+    lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl PeerProcess {
+    pub fn start(command: &mut Command) -> PeerProcess {
+        let mut child = command
+            // PEER_TEST_LOG=peer=trace shows the protocol when a test fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("PEER_TEST_LOG").unwrap_or_else(|_| "peer=info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("peer starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr_pipe = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stderr_pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        PeerProcess {
+            process: KillOnDrop(child),
+            lines,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    /// The next stdout line, parsed as JSON, within `timeout`.
+    pub fn json_line(&mut self, timeout: Duration) -> serde_json::Value {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            }
+            Err(_) => {
+                let status = self.process.0.try_wait().ok().flatten();
+                panic!(
+                    "no JSON line from peer {} within {timeout:?} (exit: {status:?}); log:\n{}",
+                    self.pid(),
+                    self.log()
+                )
+            }
+        }
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then wait (at most `timeout`) for it to exit.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        crate::net::wait_for("the peer to exit after SIGTERM", timeout, || {
+            self.process.0.try_wait().unwrap()
+        })
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.process.0.kill();
+        let _ = self.process.0.wait();
+    }
+}

@@ -1,0 +1,141 @@
+//! Our peer in swarms of our own processes, on loopback, through our
+//! tracker: trading between leechers, resume after a kill, and a swarm that
+//! outlives its seeder. Every output is SHA-1 checked against the payload.
+
+use std::time::Duration;
+
+use integration::{
+    net::wait_for,
+    peers::{Fixture, PeerProcess},
+    sha1_file,
+};
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn one_seeder_and_five_leechers_all_complete_and_trade_among_themselves() {
+    let fixture = Fixture::new("16M", 256 * 1024, &[]);
+    // The seeder's upload is limited, so a leecher finishes sooner by
+    // trading with the others than by waiting on the seeder.
+    let mut seeder = fixture.seed(&["--max-upload-rate", "8M"]);
+    wait_for("the seeder to announce", Duration::from_secs(20), || {
+        fixture
+            .tracker
+            .swarm(&fixture.info_hash)
+            .filter(|s| s["seeders"] == 1)
+    });
+    let outs: Vec<_> = (0..5)
+        .map(|i| fixture.out(&format!("leecher{i}")))
+        .collect();
+    let mut leechers: Vec<PeerProcess> = outs
+        .iter()
+        .map(|out| fixture.download(out, &["--seed"]))
+        .collect();
+    let expected = sha1_file(&fixture.payload);
+    let mut from_leechers = 0;
+    for (leecher, out) in leechers.iter_mut().zip(&outs) {
+        let summary = leecher.json_line(Duration::from_secs(90));
+        assert_eq!(summary["bytes"], 16 * MIB);
+        assert_eq!(summary["hash_failures"], 0);
+        from_leechers += summary["peers"].as_u64().unwrap().saturating_sub(1);
+        assert_eq!(sha1_file(&out.join("payload.bin")), expected);
+    }
+    assert!(
+        from_leechers > 0,
+        "no leecher got data from another leecher"
+    );
+    let stopped = seeder.json_line_after_terminate();
+    let uploaded = stopped["uploaded"].as_u64().unwrap();
+    println!(
+        "seeder uploaded {:.2} times the file",
+        uploaded as f64 / (16 * MIB) as f64
+    );
+    assert!(
+        uploaded < 3 * 16 * MIB,
+        "the seeder uploaded {uploaded} bytes: the leechers did not trade"
+    );
+}
+
+trait StopAndReport {
+    fn json_line_after_terminate(&mut self) -> serde_json::Value;
+}
+
+impl StopAndReport for PeerProcess {
+    fn json_line_after_terminate(&mut self) -> serde_json::Value {
+        let status = self.terminate(Duration::from_secs(15));
+        assert!(
+            status.success(),
+            "seeder exit: {status}; log:\n{}",
+            self.log()
+        );
+        self.json_line(Duration::from_secs(5))
+    }
+}
+
+#[test]
+fn a_killed_leecher_resumes_and_fetches_only_what_it_lacked() {
+    let fixture = Fixture::new("16M", 256 * 1024, &[]);
+    let _seeder = fixture.seed(&["--max-upload-rate", "4M"]);
+    let out = fixture.out("leecher");
+    let file = out.join("payload.bin");
+    let mut first = fixture.download(&out, &[]);
+    let had = wait_for(
+        "a quarter of the pieces on disk",
+        Duration::from_secs(60),
+        || {
+            let count = fixture.pieces_present(&file).iter().filter(|&&p| p).count();
+            (count >= 16).then_some(count)
+        },
+    );
+    first.kill();
+    let mut second = fixture.download(&out, &[]);
+    let summary = second.json_line(Duration::from_secs(60));
+    let fetched = summary["bytes"].as_u64().unwrap();
+    assert!(
+        fetched <= 16 * MIB - had as u64 * 256 * 1024,
+        "fetched {fetched} bytes again though {had} pieces were on disk"
+    );
+    assert!(fetched > 0);
+    assert_eq!(sha1_file(&file), sha1_file(&fixture.payload));
+}
+
+#[test]
+fn the_leechers_finish_from_each_other_after_the_seeder_dies() {
+    let fixture = Fixture::new("16M", 256 * 1024, &[]);
+    let mut seeder = fixture.seed(&["--max-upload-rate", "8M"]);
+    let outs: Vec<_> = (0..3)
+        .map(|i| fixture.out(&format!("leecher{i}")))
+        .collect();
+    // Their download is limited, so nobody finishes before the seeder dies;
+    // they go on seeding once done, or a finished leecher would leave the
+    // others without the pieces only it holds.
+    let mut leechers: Vec<PeerProcess> = outs
+        .iter()
+        .map(|out| fixture.download(out, &["--max-download-rate", "3M", "--seed"]))
+        .collect();
+    wait_for(
+        "the leechers to hold every piece between them",
+        Duration::from_secs(60),
+        || {
+            let mut union = vec![false; 64];
+            for out in &outs {
+                for (have, present) in union
+                    .iter_mut()
+                    .zip(fixture.pieces_present(&out.join("payload.bin")))
+                {
+                    *have |= present;
+                }
+            }
+            union.iter().all(|&p| p).then_some(())
+        },
+    );
+    seeder.kill();
+    for (leecher, out) in leechers.iter_mut().zip(&outs) {
+        let summary = leecher.json_line(Duration::from_secs(60));
+        assert_eq!(summary["hash_failures"], 0);
+        assert_eq!(
+            sha1_file(&out.join("payload.bin")),
+            sha1_file(&fixture.payload)
+        );
+    }
+}
