@@ -10,6 +10,7 @@
 //! - [`resolve`]: request path to a path inside the served directory, or a refusal;
 //! - [`http_range`]: `Range` and `Content-Range`, pure;
 //! - [`listing`]: the optional HTML directory page;
+//! - [`pool`]: reusable buffers for the chunks read from disk;
 //! - [`fetch`]: the client, with resume;
 //! - [`part`]: the `.part` file, its sidecar and the writer thread.
 //!
@@ -19,6 +20,7 @@ pub mod fetch;
 pub mod http_range;
 pub mod listing;
 pub mod part;
+pub mod pool;
 pub mod resolve;
 pub mod respond;
 pub mod serve;

@@ -34,6 +34,7 @@ use tracing::info;
 use super::{
     http_range::{self, RangeRequest},
     listing,
+    pool::BufferPool,
     resolve::{self, Refusal},
 };
 use crate::rate::RateLimiter;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// Bytes per read and per frame.
     pub chunk: u64,
+    /// Buffers of `chunk` bytes.
+    pub buffers: Arc<BufferPool>,
     pub stats: Stats,
 }
 
@@ -217,8 +220,9 @@ fn file_body(
         let offset = start + i * chunk;
         (offset, chunk.min(start + count - offset))
     });
+    let buffers = Arc::clone(&shared.buffers);
     let frames = futures::stream::iter(pieces)
-        .map(move |(offset, len)| read_at(Arc::clone(&file), offset, len))
+        .map(move |(offset, len)| read_at(Arc::clone(&file), Arc::clone(&buffers), offset, len))
         .buffered(READ_AHEAD)
         .then(move |read| {
             let shared = Arc::clone(&shared);
@@ -239,13 +243,19 @@ fn file_body(
 
 /// Reads `len` bytes at `offset` on the blocking pool. The read starts at
 /// once, not when the future is first polled, so chunks are read ahead.
-fn read_at(file: Arc<File>, offset: u64, len: u64) -> impl Future<Output = io::Result<Bytes>> {
+fn read_at(
+    file: Arc<File>,
+    buffers: Arc<BufferPool>,
+    offset: u64,
+    len: u64,
+) -> impl Future<Output = io::Result<Bytes>> {
     let task = tokio::task::spawn_blocking(move || {
-        let mut buffer = vec![0; len as usize];
+        let mut buffer = buffers.take();
+        let len = (len as usize).min(buffer.len());
         // A file that shrank since it was opened ends the body with an error,
         // and hyper then closes the connection rather than send short data.
-        file.read_exact_at(&mut buffer, offset)?;
-        Ok(Bytes::from(buffer))
+        file.read_exact_at(&mut buffer[..len], offset)?;
+        Ok(buffers.lend(buffer, len))
     });
     async move { task.await.map_err(io::Error::other)? }
 }

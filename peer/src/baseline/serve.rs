@@ -27,15 +27,22 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use super::respond::{respond, Shared, Stats};
+use super::{
+    pool::BufferPool,
+    respond::{respond, Shared, Stats},
+};
 use crate::rate::RateLimiter;
 
 /// How long connections may take to finish their response after shutdown begins.
 pub const GRACE: Duration = Duration::from_secs(5);
 /// A client must send its request headers within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes per disk read and per body frame when the rate is not limited.
-pub const CHUNK: u64 = 256 * 1024;
+/// Bytes per disk read and per body frame when the rate is not limited: a
+/// quarter fewer CPU seconds per GiB than 256 KiB (fewer hand-offs to the
+/// blocking pool), for at most three chunks per busy connection.
+pub const CHUNK: u64 = 1024 * 1024;
+/// Idle chunk buffers kept for reuse.
+const FREE_BUFFERS: usize = 16;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -87,6 +94,7 @@ impl Server {
                 list: options.list,
                 limiter,
                 chunk,
+                buffers: BufferPool::new(chunk as usize, FREE_BUFFERS),
                 stats: Stats::default(),
             }),
             max_connections: options.max_connections.max(1),

@@ -29,6 +29,7 @@ fn fixture(list: bool) -> Fixture {
             limiter: RateLimiter::unlimited(),
             // Small chunks, so that bodies take several frames.
             chunk: 7,
+            buffers: crate::baseline::pool::BufferPool::new(7, 4),
             stats: Stats::default(),
         }),
     }
