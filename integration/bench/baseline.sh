@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Benchmark: the client-server baseline, `peer serve` + `peer fetch`, against
+# nginx (sendfile on) + `curl -s -o`, serving the 1 GiB seed on loopback to 1
+# and to 6 clients at once, in one run. Each client writes its own copy to its
+# own directory; rounds alternate between the two pairs, and every copy is
+# checked for its size (and the first of each pair byte for byte).
+# Prints the mean wall time of each pair for each client count and the ratio.
+# Target: ratio (ours / nginx+curl) <= 1.10 for 1 and for 6 clients.
+#
+# Usage: integration/bench/baseline.sh [WORKDIR]   (default bench-data/)
+#   RUNS=N        timed rounds per pair and client count (default 5)
+#   CLIENTS="1 6" the client counts
+#   OUT=DIR       clients write in DIR/baseline-out (default: a temporary directory in WORKDIR)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=$(realpath -m "${1:-bench-data}")
+runs=${RUNS:-5}
+clients=${CLIENTS:-1 6}
+mkdir -p "$work"
+
+bash integration/install-deps.sh --bench
+export PATH="$PATH:/usr/sbin:/sbin"
+cargo build --release --bins --locked -q
+peer=$(realpath target/release/peer)
+seed="$work/seed-1g.bin"
+[ -f "$seed" ] || bash torrents/make-seed.sh 1G "$seed"
+size=$(stat -c %s "$seed")
+name=$(basename "$seed")
+
+tmp=$(mktemp -d)
+if [ -n "${OUT:-}" ]; then
+  out=$(realpath -m "$OUT")/baseline-out
+  mkdir "$out"   # fails rather than reuse a directory it would empty
+else
+  out=$(mktemp -d "$work/baseline-out.XXXXXX")
+fi
+serve_pid=""
+nginx_pid=""
+cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$tmp" "$out"
+}
+trap cleanup EXIT
+cat "$seed" >/dev/null   # warm the page cache
+
+# Waits (at most 10 s) until the command succeeds.
+wait_until() {
+  for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "baseline.sh: timed out waiting for: $*" >&2
+  return 1
+}
+
+# Ours, on a port the system chooses (it prints the address first).
+"$peer" serve "$work" --bind 127.0.0.1 --port 0 >"$tmp/serve.out" 2>"$tmp/serve.log" &
+serve_pid=$!
+wait_until test -s "$tmp/serve.out"
+peer_url="http://$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["listening"])' <"$tmp/serve.out")/$name"
+
+# nginx as a foreground process with its own minimal configuration.
+nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$tmp/nginx"
+{
+  [ "$(id -u)" -eq 0 ] && echo "user root;"
+  cat <<EOF
+daemon off;
+worker_processes auto;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  default_type application/octet-stream;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work;
+  }
+}
+EOF
+} >"$tmp/nginx/nginx.conf"
+nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
+nginx_pid=$!
+nginx_url="http://127.0.0.1:$nginx_port/$name"
+wait_until curl -sf -r 0-0 -o /dev/null "$nginx_url"
+
+# One round: N clients of one pair at once; sets `elapsed` (seconds).
+round() {
+  local pair=$1 n=$2 check=$3 pids=() i start end
+  rm -rf "$out"/*
+  for i in $(seq "$n"); do mkdir -p "$out/$i"; done
+  start=$(date +%s.%N)
+  for i in $(seq "$n"); do
+    if [ "$pair" = peer ]; then
+      "$peer" fetch "$peer_url" --output "$out/$i" >"$out/$i.json" &
+    else
+      curl -sf -o "$out/$i/$name" "$nginx_url" &
+    fi
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  end=$(date +%s.%N)
+  for i in $(seq "$n"); do
+    [ "$(stat -c %s "$out/$i/$name")" -eq "$size" ] || { echo "baseline.sh: $pair copy $i is short" >&2; exit 1; }
+  done
+  if [ "$check" = yes ]; then cmp -s "$seed" "$out/1/$name" || { echo "baseline.sh: $pair copy differs" >&2; exit 1; }; fi
+  rm -rf "$out"/*
+  elapsed=$(python3 -c "print(f'{$end - $start:.3f}')")
+}
+
+results="$tmp/results.txt"
+for n in $clients; do
+  round peer "$n" no    # warm-up, untimed
+  round nginx "$n" no
+  for r in $(seq "$runs"); do
+    check=$([ "$r" -eq 1 ] && echo yes || echo no)
+    round peer "$n" "$check"
+    echo "peer $n $elapsed" >>"$results"
+    round nginx "$n" "$check"
+    echo "nginx $n $elapsed" >>"$results"
+  done
+done
+
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+serve_pid=""
+summary=$(tail -n 1 "$tmp/serve.out")
+
+python3 - "$results" "$size" "$summary" "$runs" <<'PY'
+import json, statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+size, summary, runs = int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+times = {}
+for pair, n, t in rows:
+    times.setdefault((pair, int(n)), []).append(float(t))
+report = {"bench": "baseline", "file_bytes": size, "runs": int(runs), "clients": {}}
+for n in sorted({n for _, n in times}):
+    ours, theirs = times[("peer", n)], times[("nginx", n)]
+    mo, mt = statistics.mean(ours), statistics.mean(theirs)
+    so = statistics.stdev(ours) if len(ours) > 1 else 0.0
+    st = statistics.stdev(theirs) if len(theirs) > 1 else 0.0
+    ratio = mo / mt
+    gib = n * size / 2**30
+    print(f"{n} client(s), {gib:.0f} GiB in all, mean of {runs} rounds:")
+    print(f"  peer serve + peer fetch: {mo:.3f} s ± {so:.3f} ({n * size / mo / 2**20:.0f} MiB/s)")
+    print(f"  nginx + curl:            {mt:.3f} s ± {st:.3f} ({n * size / mt / 2**20:.0f} MiB/s)")
+    print(f"  ratio ours/theirs: {ratio:.3f} (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})")
+    report["clients"][n] = {"peer_seconds": mo, "nginx_curl_seconds": mt, "ratio": ratio}
+print(f"peer serve summary: {json.dumps(summary)}")
+report["server_bytes_sent"] = summary.get("bytes_sent")
+print(json.dumps(report))
+PY
