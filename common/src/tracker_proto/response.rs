@@ -194,7 +194,8 @@ pub fn encode_compact(addrs: impl Iterator<Item = SocketAddr>) -> (Vec<u8>, Vec<
     (v4, v6)
 }
 
-/// Decodes a compact list of IPv4 (`v6` false) or IPv6 peers.
+/// Decodes a compact list of IPv4 (`v6` false) or IPv6 peers. An entry with
+/// port 0 cannot be connected to and is skipped, as in dictionary replies.
 pub fn decode_compact(bytes: &[u8], v6: bool) -> Result<Vec<PeerEntry>, ResponseError> {
     let (entry, field) = if v6 { (18, "peers6") } else { (6, "peers") };
     if bytes.len() % entry != 0 {
@@ -206,17 +207,20 @@ pub fn decode_compact(bytes: &[u8], v6: bool) -> Result<Vec<PeerEntry>, Response
     }
     Ok(bytes
         .chunks_exact(entry)
-        .map(|chunk| {
+        .filter_map(|chunk| {
             let (ip, port) = chunk.split_at(entry - 2);
+            let port = u16::from_be_bytes([port[0], port[1]]);
+            if port == 0 {
+                return None;
+            }
             let ip = match <[u8; 16]>::try_from(ip) {
                 Ok(octets) => IpAddr::V6(Ipv6Addr::from(octets)),
                 Err(_) => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
             };
-            let addr = SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]));
-            PeerEntry {
-                addr,
+            Some(PeerEntry {
+                addr: SocketAddr::new(ip, port),
                 peer_id: None,
-            }
+            })
         })
         .collect())
 }
