@@ -148,11 +148,19 @@ fn twenty(value: &[u8], field: &'static str) -> Result<[u8; 20], QueryError> {
     })
 }
 
+/// A free-form value, kept as text. The limit applies to the text kept, not
+/// to the bytes sent: each invalid UTF-8 sequence becomes a 3-byte U+FFFD, so
+/// 128 bytes sent could be 384 kept, and `to_query` would then write a value
+/// this parser refuses.
 fn text(value: &[u8], field: &'static str) -> Result<String, QueryError> {
     if value.len() > MAX_TEXT_VALUE {
         return Err(QueryError::ValueTooLong(field));
     }
-    Ok(String::from_utf8_lossy(value).into_owned())
+    let text = String::from_utf8_lossy(value);
+    if text.len() > MAX_TEXT_VALUE {
+        return Err(QueryError::ValueTooLong(field));
+    }
+    Ok(text.into_owned())
 }
 
 /// Stores a parameter, refusing a second occurrence.
