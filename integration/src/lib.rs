@@ -15,6 +15,7 @@ use std::{
 
 use sha1::{Digest, Sha1};
 
+pub mod clients;
 pub mod net;
 pub mod peers;
 

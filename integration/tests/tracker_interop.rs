@@ -2,40 +2,13 @@
 //! Transmission seeds and aria2c downloads, both announcing to our tracker;
 //! and the dashboard, loaded in headless Chromium while a swarm is running.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use integration::{
     make_seed,
     net::{free_port, http_get, wait_for, Tracker},
     peer_info, require_tool, run_ok, sha1_file, workspace_bin, KillOnDrop,
 };
-
-/// transmission-cli seeding `torrent` from `data_dir`, with DHT, LPD, PEX, uTP
-/// and port mapping off and plaintext preferred, so the only way peers meet is
-/// through the tracker.
-fn transmission_seed(config_dir: &Path, data_dir: &Path, torrent: &Path) -> KillOnDrop {
-    require_tool("transmission-cli");
-    let port = free_port();
-    std::fs::create_dir_all(config_dir).unwrap();
-    let settings = serde_json::json!({
-        "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
-        "port-forwarding-enabled": false, "encryption": 0, "peer-port": port,
-        "rpc-enabled": false, "speed-limit-up-enabled": false, "speed-limit-down-enabled": false,
-    });
-    std::fs::write(config_dir.join("settings.json"), settings.to_string()).unwrap();
-    let child = Command::new("transmission-cli")
-        .arg("-g")
-        .arg(config_dir)
-        .arg("-w")
-        .arg(data_dir)
-        .args(["-p", &port.to_string(), "-et", "-M"])
-        .arg(torrent)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("transmission-cli starts");
-    KillOnDrop(child)
-}
 
 #[test]
 fn aria2c_downloads_from_transmission_through_our_tracker() {
@@ -58,7 +31,8 @@ fn aria2c_downloads_from_transmission_through_our_tracker() {
         .unwrap()
         .to_owned();
 
-    let _seeder = transmission_seed(&dir.path().join("transmission"), &seed_dir, &torrent);
+    let _seeder =
+        integration::clients::transmission(&dir.path().join("transmission"), &seed_dir, &torrent);
     wait_for(
         "Transmission to announce as a seeder",
         Duration::from_secs(60),

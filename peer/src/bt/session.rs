@@ -423,10 +423,16 @@ impl Session {
         match message {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Bitfield(field) => {
+                // BEP 3 allows it only first, but aria2c sends it after
+                // `interested`, sometimes twice: a later one replaces the last.
                 if !first {
-                    return Err(SessionError::Protocol("bitfield after the first message"));
+                    tracing::debug!("bitfield after the first message; taking it");
                 }
-                self.shared.state().picker.add_availability(&field);
+                {
+                    let mut state = self.shared.state();
+                    state.picker.remove_availability(&self.peer_has);
+                    state.picker.add_availability(&field);
+                }
                 self.peer_has = field;
                 if self.peer_has.is_complete() && self.shared.state().picker.is_complete() {
                     return Err(SessionError::Protocol("both sides are seeders"));

@@ -1,0 +1,75 @@
+//! Third-party BitTorrent clients from Debian's packages, set up for tests on
+//! loopback: DHT, local peer discovery, peer exchange, uTP and port mapping
+//! off, plaintext preferred, so peers meet only through the tracker and speak
+//! plain TCP.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use crate::{net::free_port, require_tool, KillOnDrop};
+
+/// transmission-cli on `torrent`, with its data in `data_dir`: it seeds what
+/// it has and downloads what it lacks, and keeps running until killed.
+///
+/// Facts a test must plan around: Transmission ignores loopback addresses
+/// that come from a tracker (so our peer has to dial it; it accepts incoming
+/// loopback connections), and it unchokes only on its 10-second choke round.
+pub fn transmission(config_dir: &Path, data_dir: &Path, torrent: &Path) -> KillOnDrop {
+    require_tool("transmission-cli");
+    let port = free_port();
+    std::fs::create_dir_all(config_dir).unwrap();
+    std::fs::create_dir_all(data_dir).unwrap();
+    let settings = serde_json::json!({
+        "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+        "port-forwarding-enabled": false, "encryption": 0, "peer-port": port,
+        "rpc-enabled": false, "speed-limit-up-enabled": false, "speed-limit-down-enabled": false,
+    });
+    std::fs::write(config_dir.join("settings.json"), settings.to_string()).unwrap();
+    let child = Command::new("transmission-cli")
+        .arg("-g")
+        .arg(config_dir)
+        .arg("-w")
+        .arg(data_dir)
+        .args(["-p", &port.to_string(), "-et", "-M"])
+        .arg(torrent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("transmission-cli starts");
+    KillOnDrop(child)
+}
+
+/// aria2c on `torrent` in `dir`: with the data there it checks and seeds
+/// (for up to ten minutes); without, it downloads, seeds for `seed_minutes`,
+/// and exits.
+pub fn aria2(dir: &Path, torrent: &Path, seed_minutes: &str) -> KillOnDrop {
+    require_tool("aria2c");
+    let child = Command::new("aria2c")
+        .arg(format!("--dir={}", dir.display()))
+        .arg(format!("--seed-time={seed_minutes}"))
+        .args([
+            "--check-integrity=true",
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+        ])
+        .args([
+            "--enable-peer-exchange=false",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+        ])
+        .args([
+            "--bt-stop-timeout=120",
+            "--file-allocation=none",
+            "--bt-require-crypto=false",
+        ])
+        .arg(format!("--listen-port={}", free_port()))
+        .arg(torrent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("aria2c starts");
+    KillOnDrop(child)
+}

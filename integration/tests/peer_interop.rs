@@ -1,0 +1,191 @@
+//! Our peer with the real clients from Debian's packages, through our tracker
+//! on loopback, every file SHA-1 checked: Transmission and aria2c each seed to
+//! our peer and download from it, and a multi-file torrent made by
+//! transmission-create is downloaded from Transmission.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use integration::{
+    clients::{aria2, transmission},
+    make_seed,
+    net::{wait_for, Tracker},
+    peer_info,
+    peers::{Fixture, PeerProcess},
+    require_tool, run_ok, sha1_file, workspace_bin,
+};
+
+/// The tracker interval is short so that our seeder, which must dial
+/// Transmission (Transmission ignores loopback peers from a tracker), learns
+/// of it within seconds.
+const TRACKER: &[&str] = &["--interval", "5"];
+
+fn wait_until_identical(what: &str, got: &Path, expected: &Path) {
+    let want = sha1_file(expected);
+    wait_for(what, Duration::from_secs(120), || {
+        (got.is_file() && sha1_file(got) == want).then_some(())
+    });
+}
+
+#[test]
+fn our_peer_downloads_from_transmission() {
+    let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
+    let _transmission = transmission(
+        &fixture.out("transmission"),
+        &fixture.data,
+        &fixture.torrent,
+    );
+    wait_for(
+        "Transmission to announce as a seeder",
+        Duration::from_secs(60),
+        || {
+            fixture
+                .tracker
+                .swarm(&fixture.info_hash)
+                .filter(|s| s["seeders"] == 1)
+                .map(|_| ())
+        },
+    );
+    let out = fixture.out("ours");
+    let summary = fixture
+        .download(&out, &[])
+        .json_line(Duration::from_secs(120));
+    assert_eq!(summary["hash_failures"], 0);
+    assert_eq!(summary["peers"], 1);
+    assert_eq!(
+        sha1_file(&out.join("payload.bin")),
+        sha1_file(&fixture.payload)
+    );
+}
+
+#[test]
+fn transmission_downloads_from_our_peer() {
+    let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
+    let mut seeder = fixture.seed(&[]);
+    let out = fixture.out("transmission-data");
+    let _transmission = transmission(&fixture.out("transmission"), &out, &fixture.torrent);
+    wait_until_identical(
+        "Transmission's copy to be complete",
+        &out.join("payload.bin"),
+        &fixture.payload,
+    );
+    let stopped = stop(&mut seeder);
+    assert!(
+        stopped["uploaded"].as_u64().unwrap() >= 6 << 20,
+        "our seeder sent the file: {stopped}"
+    );
+}
+
+#[test]
+fn our_peer_downloads_from_aria2() {
+    let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
+    let _aria = aria2(&fixture.data, &fixture.torrent, "10");
+    wait_for(
+        "aria2c to announce as a seeder",
+        Duration::from_secs(60),
+        || {
+            fixture
+                .tracker
+                .swarm(&fixture.info_hash)
+                .filter(|s| s["seeders"] == 1)
+                .map(|_| ())
+        },
+    );
+    let out = fixture.out("ours");
+    let summary = fixture
+        .download(&out, &[])
+        .json_line(Duration::from_secs(120));
+    assert_eq!(summary["hash_failures"], 0);
+    assert_eq!(
+        sha1_file(&out.join("payload.bin")),
+        sha1_file(&fixture.payload)
+    );
+}
+
+#[test]
+fn aria2_downloads_from_our_peer() {
+    let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
+    let mut seeder = fixture.seed(&[]);
+    let out = fixture.out("aria2");
+    let mut aria = aria2(&out, &fixture.torrent, "0");
+    let status = wait_for("aria2c to finish", Duration::from_secs(120), || {
+        aria.0.try_wait().unwrap()
+    });
+    assert!(status.success(), "aria2c: {status}");
+    assert_eq!(
+        sha1_file(&out.join("payload.bin")),
+        sha1_file(&fixture.payload)
+    );
+    let stopped = stop(&mut seeder);
+    assert!(
+        stopped["uploaded"].as_u64().unwrap() >= 6 << 20,
+        "our seeder sent the file: {stopped}"
+    );
+}
+
+#[test]
+fn our_peer_downloads_a_transmission_create_multi_file_torrent_from_transmission() {
+    require_tool("transmission-create");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tree = data.join("album");
+    std::fs::create_dir_all(tree.join("disc 2")).unwrap();
+    make_seed("1000001", &tree.join("one.bin"));
+    make_seed("300000", &tree.join("disc 2/two.bin"));
+    std::fs::write(
+        tree.join("notes.txt"),
+        b"multi-file torrent from transmission-create\n",
+    )
+    .unwrap();
+    let tracker = Tracker::start(TRACKER);
+    let torrent = dir.path().join("album.torrent");
+    run_ok(
+        Command::new("transmission-create")
+            .args(["-s", "64", "-t", &tracker.announce_url(), "-o"])
+            .arg(&torrent)
+            .arg(&tree),
+    );
+    let hash = peer_info(&torrent)["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let _transmission = transmission(&dir.path().join("transmission"), &data, &torrent);
+    wait_for(
+        "Transmission to announce as a seeder",
+        Duration::from_secs(60),
+        || {
+            tracker
+                .swarm(&hash)
+                .filter(|s| s["seeders"] == 1)
+                .map(|_| ())
+        },
+    );
+    let out = dir.path().join("ours");
+    let mut ours = PeerProcess::start(
+        Command::new(workspace_bin("peer"))
+            .arg("download")
+            .arg(&torrent)
+            .arg("--output")
+            .arg(&out)
+            .args(["--port", "0"]),
+    );
+    let summary = ours.json_line(Duration::from_secs(120));
+    assert_eq!(summary["size"], 1000001 + 300000 + 44);
+    for file in ["one.bin", "disc 2/two.bin", "notes.txt"] {
+        assert_eq!(
+            sha1_file(&out.join("album").join(file)),
+            sha1_file(&tree.join(file)),
+            "{file}"
+        );
+    }
+}
+
+fn stop(seeder: &mut PeerProcess) -> serde_json::Value {
+    let status = seeder.terminate(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "seeder exit: {status}; log:\n{}",
+        seeder.log()
+    );
+    seeder.json_line(Duration::from_secs(5))
+}
