@@ -8,3 +8,5 @@ cd "$(dirname "$0")"
 bash integration/install-deps.sh
 cargo build --release --bins --locked
 cargo test --release --workspace --locked
+# Every fuzz target builds and survives 20 s (fuzz/smoke.sh; installs cargo-fuzz if missing).
+bash fuzz/smoke.sh
