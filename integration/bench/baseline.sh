@@ -4,7 +4,8 @@
 # and to 6 clients at once, in one run. Each client writes its own copy to its
 # own directory; rounds alternate between the two pairs, and every copy is
 # checked for its size (and the first of each pair byte for byte).
-# Prints the mean wall time of each pair for each client count and the ratio.
+# Prints each pair's wall times for each client count and the ratio of the
+# medians (the median resists rounds slowed by other work on the machine).
 # Target: ratio (ours / nginx+curl) <= 1.10 for 1 and for 6 clients.
 #
 # Usage: integration/bench/baseline.sh [WORKDIR]   (default bench-data/)
@@ -133,7 +134,7 @@ wait "$serve_pid" || true
 serve_pid=""
 summary=$(tail -n 1 "$tmp/serve.out")
 
-python3 - "$results" "$size" "$summary" "$runs" <<'PY'
+python3 - "$results" "$size" "$summary" "$runs" "$clients" <<'PY'
 import json, statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 size, summary, runs = int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
@@ -143,17 +144,19 @@ for pair, n, t in rows:
 report = {"bench": "baseline", "file_bytes": size, "runs": int(runs), "clients": {}}
 for n in sorted({n for _, n in times}):
     ours, theirs = times[("peer", n)], times[("nginx", n)]
-    mo, mt = statistics.mean(ours), statistics.mean(theirs)
-    so = statistics.stdev(ours) if len(ours) > 1 else 0.0
-    st = statistics.stdev(theirs) if len(theirs) > 1 else 0.0
+    mo, mt = statistics.median(ours), statistics.median(theirs)
     ratio = mo / mt
-    gib = n * size / 2**30
-    print(f"{n} client(s), {gib:.0f} GiB in all, mean of {runs} rounds:")
-    print(f"  peer serve + peer fetch: {mo:.3f} s ± {so:.3f} ({n * size / mo / 2**20:.0f} MiB/s)")
-    print(f"  nginx + curl:            {mt:.3f} s ± {st:.3f} ({n * size / mt / 2**20:.0f} MiB/s)")
-    print(f"  ratio ours/theirs: {ratio:.3f} (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})")
-    report["clients"][n] = {"peer_seconds": mo, "nginx_curl_seconds": mt, "ratio": ratio}
+    print(f"{n} client(s), {n * size / 2**30:.0f} GiB in all, {runs} rounds (median; mean ± sd; all):")
+    for label, ts, m in (("peer serve + peer fetch", ours, mo), ("nginx + curl           ", theirs, mt)):
+        sd = statistics.stdev(ts) if len(ts) > 1 else 0.0
+        print(f"  {label}: {m:.3f} s ({n * size / m / 2**20:.0f} MiB/s); "
+              f"{statistics.mean(ts):.3f} ± {sd:.3f}; {' '.join(f'{t:.2f}' for t in ts)}")
+    print(f"  ratio ours/theirs (medians): {ratio:.3f} (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})")
+    report["clients"][n] = {"peer_seconds": ours, "nginx_curl_seconds": theirs, "ratio_of_medians": ratio}
+# Every round of ours, warm-up included, fetched the whole file once per client.
+expected = (int(runs) + 1) * sum(int(n) for n in sys.argv[5].split()) * size
 print(f"peer serve summary: {json.dumps(summary)}")
+print(f"  bytes_sent = every byte our clients received: {'yes' if summary.get('bytes_sent') == expected else 'NO'} ({expected})")
 report["server_bytes_sent"] = summary.get("bytes_sent")
 print(json.dumps(report))
 PY
