@@ -5,7 +5,8 @@
 //! Holds: a query over `MAX_QUERY_BYTES` is refused as such; a parsed
 //! announce has a port and a key of at most 128 bytes, and its `to_query()`
 //! is within the limit and parses back to an equal request; a parsed scrape holds at most `MAX_SCRAPE_HASHES` hashes, and the
-//! query that names them parses back to the same list.
+//! query that names them parses back to the same list whenever it fits in
+//! `MAX_QUERY_BYTES` (escaped hashes are longer than unescaped ones).
 #![no_main]
 
 use common::tracker_proto::{
@@ -54,6 +55,13 @@ fn check(query: &str) {
             .map(|h| format!("info_hash={}", escape(&h.0)))
             .collect::<Vec<_>>()
             .join("&");
-        assert_eq!(parse_scrape(&written), Ok(hashes));
+        if written.len() <= MAX_QUERY_BYTES {
+            assert_eq!(parse_scrape(&written), Ok(hashes));
+        } else {
+            // A hash escaped byte for byte takes 71 bytes of query (with its
+            // `&`), so a query holds at most 115 of them: more than that, all
+            // sent unescaped, read fine but cannot be written back in one.
+            assert!(hashes.len() > MAX_QUERY_BYTES / 71, "{written}");
+        }
     }
 }
