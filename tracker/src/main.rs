@@ -41,6 +41,9 @@ struct Args {
     /// Refuse scrapes that name no info_hash (by default they list every swarm).
     #[arg(long)]
     no_full_scrape: bool,
+    /// Worker threads [default: one per core]; 1 runs everything on one thread.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -74,7 +77,17 @@ fn main() -> ExitCode {
         catalog,
         ..tracker::Config::default()
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tracker: error: cannot start the runtime: {e}");

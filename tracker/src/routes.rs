@@ -102,14 +102,19 @@ fn peer_ip(
 async fn announce(
     State(state): State<Arc<AppState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    http: axum::extract::Request,
 ) -> Result<Response, TrackerError> {
-    let request = AnnounceRequest::parse(&query_of(raw)?)?;
+    // The query and headers are read in place: no copy per announce.
+    let query = http.uri().query().unwrap_or("");
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::TooLong.into());
+    }
+    let headers = http.headers();
+    let request = AnnounceRequest::parse(query)?;
     if state.config.catalog.is_some() && !state.catalog().contains_key(&request.info_hash) {
         return Err(TrackerError::Unregistered);
     }
-    let ip = peer_ip(&state, remote, &headers, request.ip);
+    let ip = peer_ip(&state, remote, headers, request.ip);
     tracing::debug!(info_hash = %request.info_hash, peer = %SocketAddr::new(ip, request.port), event = request.event.as_str(), left = request.left, "announce");
     let numwant = request
         .numwant

@@ -102,28 +102,54 @@ impl Swarm {
             peer_id: Some(*id),
         };
         if asker_is_seeder {
-            // Only leechers: sample from them (one pass; seeders announce rarely).
+            // Only leechers: one pass over the swarm (seeders announce rarely).
             let leechers: Vec<usize> = (0..self.peers.len())
                 .filter(|&i| !self.peers[i].is_seeder())
                 .collect();
-            let chosen = rand::seq::index::sample(rng, leechers.len(), want.min(leechers.len()));
-            return chosen
-                .iter()
+            return sample_distinct(rng, leechers.len(), want)
+                .into_iter()
                 .filter_map(|i| self.peers.get_index(leechers[i]))
                 .map(entry)
                 .collect();
         }
         // One more than wanted, in case the asker itself is drawn.
-        let chosen =
-            rand::seq::index::sample(rng, self.peers.len(), (want + 1).min(self.peers.len()));
-        chosen
-            .iter()
+        sample_distinct(rng, self.peers.len(), want + 1)
+            .into_iter()
             .filter_map(|i| self.peers.get_index(i))
             .filter(|(id, _)| *id != asker)
             .take(want)
             .map(entry)
             .collect()
     }
+}
+
+/// `amount` distinct indexes below `len`, uniformly at random, in O(amount)
+/// when `amount` is small next to `len` (the common case: 50 of thousands).
+/// A general-purpose sampler may allocate all of `0..len` instead, which made
+/// every announce cost O(swarm size).
+fn sample_distinct<R: Rng>(rng: &mut R, len: usize, amount: usize) -> Vec<usize> {
+    if amount >= len {
+        return (0..len).collect();
+    }
+    if amount * 4 > len {
+        // Dense: a partial Fisher-Yates shuffle, O(len) with len < 4 * amount.
+        let mut all: Vec<usize> = (0..len).collect();
+        for i in 0..amount {
+            let j = rng.random_range(i..len);
+            all.swap(i, j);
+        }
+        all.truncate(amount);
+        return all;
+    }
+    // Sparse: draw until `amount` distinct; fewer than 4/3 draws per index.
+    let mut chosen = Vec::with_capacity(amount);
+    while chosen.len() < amount {
+        let i = rng.random_range(0..len);
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen
 }
 
 /// What an announce says about one peer, after the query is parsed and the
@@ -311,6 +337,30 @@ mod tests {
 
     fn rng() -> StdRng {
         StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn samples_are_distinct_in_range_and_cover_every_index() {
+        let mut rng = rng();
+        let mut seen = vec![0u32; 1000];
+        for (len, amount) in [(1000, 50), (1000, 400), (10, 10), (10, 50), (0, 5)] {
+            for _ in 0..200 {
+                let sample = sample_distinct(&mut rng, len, amount);
+                assert_eq!(sample.len(), amount.min(len));
+                let mut sorted = sample.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), sample.len(), "distinct");
+                for i in sample {
+                    assert!(i < len);
+                    if len == 1000 && amount == 50 {
+                        seen[i] += 1;
+                    }
+                }
+            }
+        }
+        // 200 draws of 50 from 1000: each index is expected 10 times.
+        assert!(seen.iter().all(|&n| n > 0), "every index can be chosen");
     }
 
     #[test]
