@@ -522,7 +522,7 @@ impl Session {
                     outcome
                 };
                 if let Some(piece) = outcome.complete {
-                    self.shared.finish_piece(piece);
+                    self.shared.finish_piece(piece).await;
                 }
                 self.fill_pipeline().await?;
             }

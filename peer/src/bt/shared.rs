@@ -23,7 +23,7 @@ use std::{
 
 use common::{bitfield::Bitfield, wire::Geometry, InfoHash, PeerId};
 use rand::{rngs::StdRng, SeedableRng};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -39,6 +39,11 @@ pub const STRIKES_TO_BAN: u32 = 2;
 /// changes, endgame cancels), and a full channel drops a cancel, which costs
 /// only a duplicate block.
 pub const COMMAND_CAPACITY: usize = 256;
+
+/// Two pieces in verification per core keep every core hashing.
+fn verify_slots() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// What the coordinator tells a session.
 #[derive(Debug)]
@@ -110,6 +115,11 @@ pub struct Shared {
     pub max_peers: usize,
     pub unchoke_slots: usize,
     pub shutdown: CancellationToken,
+    /// Pieces being hashed and written at once. A session with a complete
+    /// piece waits for a permit, so it stops reading and TCP slows the
+    /// sender: completed pieces can never pile up in memory faster than the
+    /// disk and the CPUs take them.
+    verify_slots: Arc<Semaphore>,
     /// Set when the disk fails: the run ends with this error.
     pub fatal: Mutex<Option<String>>,
 }
@@ -159,6 +169,7 @@ impl Shared {
             max_peers: limits.max_peers,
             unchoke_slots: limits.unchoke_slots,
             shutdown,
+            verify_slots: Arc::new(Semaphore::new(verify_slots())),
             fatal: Mutex::new(None),
         })
     }
@@ -219,9 +230,14 @@ impl Shared {
 
     /// Hashes and writes a complete piece off the async runtime, then records
     /// the result: a `have` for every session, or a strike for the sender.
-    pub fn finish_piece(self: &Arc<Self>, piece: CompletePiece) {
+    /// Waits first for one of the verification slots.
+    pub async fn finish_piece(self: &Arc<Self>, piece: CompletePiece) {
+        let Ok(permit) = self.verify_slots.clone().acquire_owned().await else {
+            return;
+        };
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let outcome = shared.storage.verify_and_write(piece.index, &piece.data);
             drop(piece.data);
             let ok = match outcome {

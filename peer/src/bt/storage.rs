@@ -48,8 +48,9 @@ struct StoredFile {
     path: PathBuf,
     offset: u64,
     length: u64,
-    /// `None` until opened (a zero-length file is never opened for data).
-    handle: Option<File>,
+    /// Created empty by this run: it holds no data yet, so checking it is moot.
+    fresh: bool,
+    handle: File,
 }
 
 /// The torrent's files under one directory.
@@ -94,6 +95,7 @@ impl Storage {
                     refuse_links(root, &relative)?; // nothing raced a link in
                 }
             }
+            let existed = std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > 0);
             let handle = OpenOptions::new()
                 .read(true)
                 .write(create)
@@ -117,7 +119,8 @@ impl Storage {
                 path,
                 offset: entry.offset,
                 length: entry.length,
-                handle: Some(handle),
+                fresh: !existed,
+                handle,
             });
         }
         Ok(Storage {
@@ -176,11 +179,7 @@ impl Storage {
     /// Reads `buf.len()` bytes at torrent offset `offset`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         self.segments(offset, buf.len() as u64, |file, at, range| {
-            let handle = file
-                .handle
-                .as_ref()
-                .ok_or(StorageError::OutOfRange { offset, length: 0 })?;
-            handle
+            file.handle
                 .read_exact_at(&mut buf[range], at)
                 .map_err(io_at(&file.path))
         })
@@ -189,11 +188,7 @@ impl Storage {
     /// Writes `data` at torrent offset `offset`.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         self.segments(offset, data.len() as u64, |file, at, range| {
-            let handle = file
-                .handle
-                .as_ref()
-                .ok_or(StorageError::OutOfRange { offset, length: 0 })?;
-            handle
+            file.handle
                 .write_all_at(&data[range], at)
                 .map_err(io_at(&file.path))
         })
@@ -216,9 +211,21 @@ impl Storage {
         Ok(true)
     }
 
+    /// Whether any byte of `[offset, offset + length)` lies in a file that
+    /// existed with data before this run.
+    fn touches_old_data(&self, offset: u64, length: u64) -> bool {
+        let mut old = false;
+        let _ = self.segments(offset, length, |file, _, _| {
+            old |= !file.fresh;
+            Ok(())
+        });
+        old
+    }
+
     /// Hashes every piece already on disk (in parallel) and returns which
     /// verify. Blocking: call it off the async runtime. A piece whose bytes
-    /// lie in a file that is shorter than expected counts as missing.
+    /// lie in a file that is shorter than expected counts as missing, and a
+    /// piece wholly inside files this run created is not read at all.
     pub fn verify_existing(&self, progress: &(dyn Fn(u64) + Sync)) -> Bitfield {
         let count = self.piece_count();
         let good: Vec<bool> = (0..count as u32)
@@ -227,9 +234,9 @@ impl Storage {
                 || vec![0u8; self.piece_length as usize],
                 |buf, index| {
                     let size = self.piece_size(index) as usize;
-                    let ok = self
-                        .read_at(u64::from(index) * self.piece_length, &mut buf[..size])
-                        .is_ok()
+                    let offset = u64::from(index) * self.piece_length;
+                    let ok = self.touches_old_data(offset, size as u64)
+                        && self.read_at(offset, &mut buf[..size]).is_ok()
                         && self.piece_matches(index, &buf[..size]);
                     progress(size as u64);
                     ok
@@ -243,16 +250,6 @@ impl Storage {
             }
         }
         field
-    }
-
-    /// Flushes every file to disk.
-    pub fn sync(&self) -> Result<(), StorageError> {
-        for file in &self.files {
-            if let Some(handle) = &file.handle {
-                handle.sync_data().map_err(io_at(&file.path))?;
-            }
-        }
-        Ok(())
     }
 }
 

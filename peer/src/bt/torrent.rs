@@ -105,8 +105,10 @@ pub fn new_peer_id() -> PeerId {
 
 /// Runs the torrent until it completes (unless seeding) or `shutdown` fires.
 /// `on_complete` is called once, when the last piece verifies; `on_status`
-/// twice a second.
+/// twice a second. Times in the summary count from `started`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    started: Instant,
     meta: &Metainfo,
     storage: Storage,
     have: Bitfield,
@@ -115,7 +117,6 @@ pub async fn run(
     on_complete: impl FnOnce(&Summary),
     on_status: impl Fn(Status),
 ) -> Result<Outcome, TorrentError> {
-    let started = Instant::now();
     let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, settings.port))
         .await
         .map_err(|source| TorrentError::Listen {
@@ -243,9 +244,8 @@ pub async fn run(
     .await;
     sessions.abort_all();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
-    if let Err(e) = shared.storage.sync() {
-        return Err(TorrentError::Disk(e.to_string()));
-    }
+    // No fsync: written pieces are in the page cache and the kernel writes
+    // them back; after a crash, the resume check finds what reached the disk.
     match fatal {
         Some(message) => Err(TorrentError::Disk(message)),
         None => Ok(Outcome {

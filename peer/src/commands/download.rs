@@ -130,6 +130,7 @@ fn settings(options: &PeerOptions, download_rate: Option<u64>, keep_seeding: boo
 }
 
 pub fn download(args: DownloadArgs) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     let meta = load_torrent(&args.torrent)?;
     runtime()?.block_on(async {
         let (storage, have) = open_and_check(&meta, args.output.clone(), true).await?;
@@ -140,6 +141,7 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
         let settings = settings(&args.peer, args.max_download_rate, args.seed);
         let seeding = args.seed;
         let outcome = torrent::run(
+            started,
             &meta,
             storage,
             have,
@@ -170,6 +172,7 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
 }
 
 pub fn seed(args: SeedArgs) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     let meta = load_torrent(&args.torrent)?;
     runtime()?.block_on(async {
         let (storage, have) = open_and_check(&meta, args.data.clone(), false).await?;
@@ -187,9 +190,18 @@ pub fn seed(args: SeedArgs) -> Result<(), Failure> {
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
         let seeding = settings(&args.peer, None, true);
-        let outcome = torrent::run(&meta, storage, have, seeding, shutdown, |_| {}, |_| {})
-            .await
-            .map_err(torrent_failure)?;
+        let outcome = torrent::run(
+            started,
+            &meta,
+            storage,
+            have,
+            seeding,
+            shutdown,
+            |_| {},
+            |_| {},
+        )
+        .await
+        .map_err(torrent_failure)?;
         // One JSON line when the seeder stops, for scripts that count what it sent.
         let line = serde_json::json!({
             "event": "stopped",
