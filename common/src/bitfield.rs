@@ -31,7 +31,7 @@ impl Bitfield {
         if bytes.len() != len.div_ceil(8) {
             return None;
         }
-        if len % 8 != 0
+        if !len.is_multiple_of(8)
             && bytes
                 .last()
                 .is_some_and(|last| last & (0xff >> (len % 8)) != 0)

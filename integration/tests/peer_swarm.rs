@@ -117,7 +117,7 @@ fn the_leechers_finish_from_each_other_after_the_seeder_dies() {
         "the leechers to hold every piece between them",
         Duration::from_secs(60),
         || {
-            let mut union = vec![false; 64];
+            let mut union = [false; 64];
             for out in &outs {
                 for (have, present) in union
                     .iter_mut()

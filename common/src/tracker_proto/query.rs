@@ -116,7 +116,10 @@ fn decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
 }
 
 /// Splits a query into decoded (key, value) pairs.
-fn pairs(query: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, QueryError> {
+/// A decoded `key=value` pair.
+type Pair = (Vec<u8>, Vec<u8>);
+
+fn pairs(query: &str) -> Result<Vec<Pair>, QueryError> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(QueryError::TooLong);
     }

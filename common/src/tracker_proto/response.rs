@@ -198,7 +198,7 @@ pub fn encode_compact(addrs: impl Iterator<Item = SocketAddr>) -> (Vec<u8>, Vec<
 /// port 0 cannot be connected to and is skipped, as in dictionary replies.
 pub fn decode_compact(bytes: &[u8], v6: bool) -> Result<Vec<PeerEntry>, ResponseError> {
     let (entry, field) = if v6 { (18, "peers6") } else { (6, "peers") };
-    if bytes.len() % entry != 0 {
+    if !bytes.len().is_multiple_of(entry) {
         return Err(ResponseError::BadCompactLength {
             field,
             len: bytes.len(),

@@ -48,7 +48,7 @@ impl Choker {
         let still_there = self
             .optimistic
             .filter(|k| interested.iter().any(|c| c.key == *k) && !unchoke.contains(k));
-        self.optimistic = if self.round % OPTIMISTIC_EVERY == 0 || still_there.is_none() {
+        self.optimistic = if self.round.is_multiple_of(OPTIMISTIC_EVERY) || still_there.is_none() {
             let rest: Vec<PeerKey> = interested
                 .iter()
                 .map(|c| c.key)

@@ -307,7 +307,7 @@ impl Picker {
         };
         let slot = (block.begin / MAX_BLOCK_LEN) as usize;
         let expected = block_at(&self.geometry, block.index, slot);
-        if block.begin % MAX_BLOCK_LEN != 0
+        if !block.begin.is_multiple_of(MAX_BLOCK_LEN)
             || expected.length != block.length
             || data.len() != block.length as usize
         {
