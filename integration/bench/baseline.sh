@@ -5,7 +5,9 @@
 # own directory; rounds alternate between the two pairs, and every copy is
 # checked for its size (and the first of each pair byte for byte).
 # Prints each pair's wall times for each client count and the ratio of the
-# medians (the median resists rounds slowed by other work on the machine).
+# medians (the median resists rounds slowed by other work on the machine), and
+# the CPU seconds each pair used (server and clients), which other work
+# disturbs less than wall time.
 # Target: ratio (ours / nginx+curl) <= 1.10 for 1 and for 6 clients.
 #
 # Usage: integration/bench/baseline.sh [WORKDIR]   (default bench-data/)
@@ -92,22 +94,36 @@ nginx_pid=$!
 nginx_url="http://127.0.0.1:$nginx_port/$name"
 wait_until curl -sf -r 0-0 -o /dev/null "$nginx_url"
 
-# One round: N clients of one pair at once; sets `elapsed` (seconds).
+# CPU seconds (user + system) used so far by a server, its workers included.
+ticks=$(getconf CLK_TCK)
+server_cpu() {
+  local pids
+  if [ "$1" = peer ]; then pids=$serve_pid; else pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"; fi
+  # shellcheck disable=SC2086
+  for pid in $pids; do cat "/proc/$pid/stat"; done |
+    awk -v t="$ticks" '{ s += $14 + $15 } END { printf "%.3f", s / t }'
+}
+
+# One round: N clients of one pair at once; sets `elapsed` (wall seconds) and
+# `cpu` (CPU seconds of the server and all the clients).
 round() {
-  local pair=$1 n=$2 check=$3 pids=() i start end
+  local pair=$1 n=$2 check=$3 pids=() i start end cpu0 clients_cpu
   rm -rf "$out"/*
   for i in $(seq "$n"); do mkdir -p "$out/$i"; done
+  cpu0=$(server_cpu "$pair")
   start=$(date +%s.%N)
   for i in $(seq "$n"); do
     if [ "$pair" = peer ]; then
-      "$peer" fetch "$peer_url" --output "$out/$i" >"$out/$i.json" &
+      /usr/bin/time -f "%U %S" -o "$out/$i.cpu" "$peer" fetch "$peer_url" --output "$out/$i" >"$out/$i.json" &
     else
-      curl -sf -o "$out/$i/$name" "$nginx_url" &
+      /usr/bin/time -f "%U %S" -o "$out/$i.cpu" curl -sf -o "$out/$i/$name" "$nginx_url" &
     fi
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   end=$(date +%s.%N)
+  clients_cpu=$(cat "$out"/*.cpu | awk '{ s += $1 + $2 } END { printf "%.3f", s }')
+  cpu=$(python3 -c "print(f'{$(server_cpu "$pair") - $cpu0 + $clients_cpu:.2f}')")
   for i in $(seq "$n"); do
     [ "$(stat -c %s "$out/$i/$name")" -eq "$size" ] || { echo "baseline.sh: $pair copy $i is short" >&2; exit 1; }
   done
@@ -123,9 +139,9 @@ for n in $clients; do
   for r in $(seq "$runs"); do
     check=$([ "$r" -eq 1 ] && echo yes || echo no)
     round peer "$n" "$check"
-    echo "peer $n $elapsed" >>"$results"
+    echo "peer $n $elapsed $cpu" >>"$results"
     round nginx "$n" "$check"
-    echo "nginx $n $elapsed" >>"$results"
+    echo "nginx $n $elapsed $cpu" >>"$results"
   done
 done
 
@@ -138,9 +154,10 @@ python3 - "$results" "$size" "$summary" "$runs" "$clients" <<'PY'
 import json, statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 size, summary, runs = int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-times = {}
-for pair, n, t in rows:
+times, cpus = {}, {}
+for pair, n, t, c in rows:
     times.setdefault((pair, int(n)), []).append(float(t))
+    cpus.setdefault((pair, int(n)), []).append(float(c))
 report = {"bench": "baseline", "file_bytes": size, "runs": int(runs), "clients": {}}
 for n in sorted({n for _, n in times}):
     ours, theirs = times[("peer", n)], times[("nginx", n)]
@@ -152,7 +169,10 @@ for n in sorted({n for _, n in times}):
         print(f"  {label}: {m:.3f} s ({n * size / m / 2**20:.0f} MiB/s); "
               f"{statistics.mean(ts):.3f} ± {sd:.3f}; {' '.join(f'{t:.2f}' for t in ts)}")
     print(f"  ratio ours/theirs (medians): {ratio:.3f} (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})")
-    report["clients"][n] = {"peer_seconds": ours, "nginx_curl_seconds": theirs, "ratio_of_medians": ratio}
+    co, ct = statistics.median(cpus[("peer", n)]), statistics.median(cpus[("nginx", n)])
+    print(f"  CPU seconds, server and clients (median): ours {co:.2f}, theirs {ct:.2f}, ratio {co / ct:.3f}")
+    report["clients"][n] = {"peer_seconds": ours, "nginx_curl_seconds": theirs, "ratio_of_medians": ratio,
+                            "peer_cpu_seconds": cpus[("peer", n)], "nginx_curl_cpu_seconds": cpus[("nginx", n)]}
 # Every round of ours, warm-up included, fetched the whole file once per client.
 expected = (int(runs) + 1) * sum(int(n) for n in sys.argv[5].split()) * size
 print(f"peer serve summary: {json.dumps(summary)}")
