@@ -460,17 +460,18 @@ impl Session {
                 let unchoke_now = {
                     let mut state = self.shared.state();
                     let unchoked = state.peers.values().filter(|p| p.unchoked).count();
-                    let slot = state
-                        .peers
-                        .get_mut(&self.key)
-                        .expect("a running session is registered");
-                    slot.interested = true;
-                    // A free slot is given at once rather than at the next round.
-                    let free = unchoked < self.shared.unchoke_slots && !slot.unchoked;
-                    if free {
-                        slot.unchoked = true;
+                    match state.peers.get_mut(&self.key) {
+                        Some(slot) => {
+                            slot.interested = true;
+                            // A free slot is given at once rather than at the next round.
+                            let free = unchoked < self.shared.unchoke_slots && !slot.unchoked;
+                            if free {
+                                slot.unchoked = true;
+                            }
+                            free
+                        }
+                        None => false,
                     }
-                    free
                 };
                 if unchoke_now {
                     self.set_choke(false).await?;
