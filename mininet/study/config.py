@@ -1,0 +1,151 @@
+"""The parameters of a study: presets, sizes, rates and the parsed command line."""
+
+import argparse
+import dataclasses
+import re
+from typing import List, Optional
+
+MODES = ("cs", "p2p")
+
+# The lab: the 1 GiB seed, N in 1, 2, 4, 6, three runs, 100 Mbit/s links.
+# Quick: small enough for CI on two cores, still both modes for real.
+PRESETS = {
+    "lab": dict(size="1G", peers=[1, 2, 4, 6], runs=3, bw=100.0),
+    "quick": dict(size="16M", peers=[1, 3], runs=1, bw=100.0),
+}
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)(i?B?)?\s*$", re.IGNORECASE)
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)?\s*$")
+
+
+def parse_size(text: str) -> int:
+    """Bytes, with an optional K, M or G suffix in powers of 1024 (`100M`, `1G`, `16MiB`)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"bad size {text!r}: expected bytes with an optional K, M or G suffix")
+    number, suffix = int(match.group(1)), match.group(2).upper()
+    size = number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[suffix]
+    if size <= 0:
+        raise ValueError(f"the size must be positive, got {text!r}")
+    return size
+
+
+def format_size(size: int) -> str:
+    """`104857600` -> `100 MiB`."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def parse_peers(text: str) -> List[int]:
+    """`1,2,4,6` -> [1, 2, 4, 6], each at least 1, sorted, no repeats."""
+    try:
+        peers = sorted({int(part) for part in str(text).split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"bad peer list {text!r}: expected numbers separated by commas") from None
+    if not peers or peers[0] < 1:
+        raise ValueError(f"bad peer list {text!r}: every N must be at least 1")
+    return peers
+
+
+def parse_modes(text: str) -> List[str]:
+    modes = [part.strip() for part in str(text).split(",") if part.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if not modes or unknown:
+        raise ValueError(f"bad modes {text!r}: expected cs, p2p or cs,p2p")
+    return [m for m in MODES if m in modes]
+
+
+def parse_delay(text: Optional[str]) -> Optional[str]:
+    """`5ms`, `0.5ms`, `200us`, `5` (ms); `0` or empty means none."""
+    if text is None or str(text).strip() in ("", "0", "0ms"):
+        return None
+    match = _DELAY.match(str(text))
+    if not match:
+        raise ValueError(f"bad delay {text!r}: expected e.g. 5ms")
+    return f"{match.group(1)}{match.group(2) or 'ms'}"
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything one invocation of experiment.py measures."""
+
+    environment: str  # "mininet" or "local"
+    size: int  # file size, bytes
+    peers: List[int]
+    runs: int
+    bw: float  # every link's rate, Mbit/s (10^6 bit/s)
+    modes: List[str]
+    delay: Optional[str] = None
+    loss: float = 0.0
+    cpu: Optional[float] = None
+    switch: str = "auto"
+    piece_length: str = "auto"
+    unchoke_slots: Optional[int] = None
+    seeder_unchoke_slots: Optional[int] = None
+    max_peers: Optional[int] = None
+    timeout: Optional[float] = None
+    log_level: Optional[str] = None
+    preset: Optional[str] = None
+
+    @property
+    def file_bits(self) -> float:
+        return self.size * 8.0
+
+    @property
+    def rate_bits(self) -> float:
+        """Each link's rate in bits per second."""
+        return self.bw * 1e6
+
+    @property
+    def rate_flag(self) -> str:
+        """The same rate as `peer` reads it: bits per second with a decimal suffix."""
+        if self.bw == int(self.bw):
+            return f"{int(self.bw)}mbit"
+        kbit = self.bw * 1000
+        if kbit == int(kbit):
+            return f"{int(kbit)}kbit"
+        return str(int(round(self.rate_bits / 8)))  # plain bytes per second
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by experiment.py (and, in part, topo.py)."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="lab (default: 1 GiB, N 1,2,4,6, 3 runs) or quick (16 MiB, N 1,3, 1 run)")
+    parser.add_argument("--peers", help="the values of N, comma-separated (lab: 1,2,4,6)")
+    parser.add_argument("--size", help="file size, bytes with K/M/G (powers of 1024) (lab: 1G)")
+    parser.add_argument("--bw", type=float, help="every link's rate in Mbit/s (default 100)")
+    parser.add_argument("--delay", help="one-way delay per link, e.g. 5ms (Mininet, needs netem; default none)")
+    parser.add_argument("--loss", type=float, default=0.0, help="loss per link in percent (Mininet, needs netem; default 0)")
+    parser.add_argument("--runs", type=int, help="repetitions of every (mode, N) (lab: 3)")
+    parser.add_argument("--modes", default="cs,p2p", help="cs, p2p or cs,p2p (default)")
+
+
+def from_arguments(args: argparse.Namespace, environment: str) -> Config:
+    """The preset (lab unless named), then every option given on top of it."""
+    preset = PRESETS[args.preset or "lab"]
+    runs = args.runs if args.runs is not None else preset["runs"]
+    if runs < 1:
+        raise ValueError("--runs must be at least 1")
+    bw = args.bw if args.bw is not None else preset["bw"]
+    if not 0 < bw <= 1000:
+        raise ValueError("--bw must be in (0, 1000] Mbit/s")
+    if not 0 <= args.loss < 100:
+        raise ValueError("--loss must be a percentage in [0, 100)")
+    return Config(
+        environment=environment,
+        size=parse_size(args.size or preset["size"]),
+        peers=parse_peers(args.peers) if args.peers else list(preset["peers"]),
+        runs=runs,
+        bw=bw,
+        modes=parse_modes(args.modes),
+        delay=parse_delay(args.delay),
+        loss=args.loss,
+        preset=args.preset or "lab",
+    )

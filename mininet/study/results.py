@@ -1,0 +1,180 @@
+"""What a study writes: two CSV files, the Markdown tables and summary.json.
+
+- `hosts.csv`: one row per host per run (the raw measurements);
+- `runs.csv`: one row per (mode, N, run): overall time, bound, server bytes;
+- `summary.json`: one record per (mode, N): the median overall time over the
+  runs, the fluid bound, their ratio, and whether every copy verified;
+- `tables.md`: the lab write-up tables, built from the rows above only, so
+  `experiment.py --report DIR` can rebuild them from the CSV files.
+"""
+
+import csv
+import json
+import statistics
+from typing import Dict, Iterable, List, Optional
+
+from . import bounds
+
+HOST_COLUMNS = [
+    "environment", "mode", "n", "run", "host", "completed", "seconds", "own_seconds", "start_offset",
+    "bytes", "verified", "peers", "uploaded", "hash_failures", "exit_code", "error",
+]
+RUN_COLUMNS = [
+    "environment", "mode", "n", "run", "overall_seconds", "bound_seconds", "ratio", "server_bytes",
+    "complete", "verified", "error",
+]
+_INTS = {"n", "run", "bytes", "peers", "uploaded", "hash_failures", "exit_code", "server_bytes"}
+_FLOATS = {"seconds", "own_seconds", "start_offset", "overall_seconds", "bound_seconds", "ratio"}
+_BOOLS = {"completed", "verified", "complete"}
+MODE_NAMES = {"cs": "client-server", "p2p": "peer-to-peer"}
+
+
+def host_rows(environment: str, trial) -> List[dict]:
+    rows = []
+    for h in trial.hosts:
+        rows.append({
+            "environment": environment, "mode": trial.mode, "n": trial.n, "run": trial.run, "host": h.host,
+            "completed": h.completed, "seconds": h.seconds, "own_seconds": h.own_seconds,
+            "start_offset": h.start_offset, "bytes": h.bytes, "verified": h.verified, "peers": h.peers,
+            "uploaded": h.uploaded, "hash_failures": h.hash_failures, "exit_code": h.exit_code, "error": h.error,
+        })
+    return rows
+
+
+def run_row(environment: str, trial) -> dict:
+    overall = trial.overall
+    return {
+        "environment": environment, "mode": trial.mode, "n": trial.n, "run": trial.run,
+        "overall_seconds": overall, "bound_seconds": trial.bound,
+        "ratio": overall / trial.bound if overall is not None else None,
+        "server_bytes": trial.server_bytes, "complete": trial.complete, "verified": trial.verified,
+        "error": trial.error or "; ".join(f"{h.host}: {h.error}" for h in trial.hosts if h.error),
+    }
+
+
+def write_csv(path: str, rows: Iterable[dict], columns: List[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+
+
+def _typed(key: str, text: str):
+    if text == "":
+        return None
+    if key in _INTS:
+        return int(text)
+    if key in _FLOATS:
+        return float(text)
+    if key in _BOOLS:
+        return text == "True"
+    return text
+
+
+def read_csv(path: str) -> List[dict]:
+    with open(path, newline="", encoding="utf-8") as data:
+        return [{k: _typed(k, v) for k, v in row.items()} for row in csv.DictReader(data)]
+
+
+def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bits: float, rate_bits: float) -> List[dict]:
+    """One record per (mode, N), for every pair asked for, measured or not."""
+    records = []
+    for mode in modes:
+        for n in peers:
+            rows = [r for r in run_rows if r["mode"] == mode and r["n"] == n]
+            times = [r["overall_seconds"] for r in rows if r["complete"] and r["overall_seconds"] is not None]
+            sent = [r["server_bytes"] for r in rows if r["server_bytes"] is not None]
+            bound = bounds.bound(mode, n, file_bits, rate_bits, rate_bits, rate_bits)
+            median = statistics.median(times) if times else None
+            records.append({
+                "mode": mode, "n": n, "runs": len(rows), "complete_runs": len(times),
+                "times_seconds": times,
+                "median_seconds": median,
+                "bound_seconds": bound,
+                "ratio": median / bound if median is not None else None,
+                "complete": bool(rows) and len(times) == len(rows),
+                "verified": bool(rows) and all(r["verified"] for r in rows),
+                "server_bytes_median": statistics.median(sent) if sent else None,
+                "server_copies": statistics.median(sent) / (file_bits / 8) if sent else None,
+            })
+    return records
+
+
+def write_summary(path: str, config: dict, machine: Dict[str, str], records: List[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump({"config": config, "machine": machine, "records": records}, out, indent=2)
+        out.write("\n")
+
+
+def _f(value: Optional[float], digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: List[str], rows: List[List[str]], align: Optional[List[str]] = None) -> str:
+    align = align or ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def per_n_table(records: List[dict]) -> str:
+    """Per N: both times, both bounds, measured/bound, the speed-up and the server's load."""
+    by = {(r["mode"], r["n"]): r for r in records}
+    peers = sorted({r["n"] for r in records})
+    header = ["N", "client-server (s)", "peer-to-peer (s)", "CS bound (s)", "P2P bound (s)",
+              "CS measured/bound", "P2P measured/bound", "P2P speed-up", "server sent, CS (× F)", "server sent, P2P (× F)"]
+    rows = []
+    for n in peers:
+        cs, p2p = by.get(("cs", n)), by.get(("p2p", n))
+        cs_t = cs["median_seconds"] if cs else None
+        p2p_t = p2p["median_seconds"] if p2p else None
+        rows.append([
+            str(n), _f(cs_t), _f(p2p_t),
+            _f(cs["bound_seconds"]) if cs else "—", _f(p2p["bound_seconds"]) if p2p else "—",
+            _f(cs["ratio"]) if cs else "—", _f(p2p["ratio"]) if p2p else "—",
+            _f(cs_t / p2p_t) if cs_t and p2p_t else "—",
+            _f(cs["server_copies"]) if cs else "—", _f(p2p["server_copies"]) if p2p else "—",
+        ])
+    return _table(header, rows)
+
+
+def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -> str:
+    """Per host: its download time in each run, their average and the average speed."""
+    rows = [r for r in host_rows if r["mode"] == mode and r["n"] == n]
+    runs = sorted({r["run"] for r in rows})
+    hosts = sorted({r["host"] for r in rows}, key=lambda h: (len(h), h))
+    header = ["host"] + [f"run {k} (s)" for k in runs] + ["average (s)", "average speed (Mbit/s)"]
+    body = []
+    for host in hosts:
+        cells, times = [], []
+        for k in runs:
+            row = next((r for r in rows if r["host"] == host and r["run"] == k), None)
+            ok = row is not None and row["completed"] and row["seconds"] is not None
+            cells.append(_f(row["seconds"]) + ("" if row["verified"] else " ✗") if ok else "—")
+            if ok:
+                times.append(row["seconds"])
+        average = sum(times) / len(times) if times else None
+        body.append([host] + cells + [_f(average), _f(file_bits / average / 1e6, 1) if average else "—"])
+    overall = []
+    for k in runs:
+        done = [r["seconds"] for r in rows if r["run"] == k and r["completed"] and r["seconds"] is not None]
+        whole = len(done) == len([r for r in rows if r["run"] == k]) and done
+        overall.append(_f(max(done)) if whole else "—")
+    finished = [float(c) for c in overall if c != "—"]
+    mean = sum(finished) / len(finished) if finished else None
+    body.append(["**overall (last host)**"] + overall + [_f(mean), _f(file_bits / mean / 1e6, 1) if mean else "—"])
+    return _table(header, body)
+
+
+def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict], file_bits: float) -> str:
+    parts = ["# Client-server against peer-to-peer", ""] + title_lines + ["", "## Overall time per N", "",
+             "Median over the runs of the time until the last host had the file; bounds from the fluid model.", "",
+             per_n_table(records), ""]
+    parts += ["## Per host", "", "Seconds from the start of the first download until the host's copy was complete "
+              "(✗: its SHA-1 differed from the seed; —: it did not finish).", ""]
+    for r in records:
+        if not any(h["mode"] == r["mode"] and h["n"] == r["n"] for h in host_rows):
+            continue
+        parts += [f"### {MODE_NAMES[r['mode']]}, N = {r['n']}", "", per_host_table(host_rows, r["mode"], r["n"], file_bits), ""]
+    return "\n".join(parts)
