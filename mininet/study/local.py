@@ -1,0 +1,71 @@
+"""Every host a process on one machine, no root: all on 127.0.0.1, each
+listening on a port the system picks (`--port 0`, read back from its JSON
+line or the tracker), and each link's rate emulated by `peer`'s own token
+buckets:
+
+- the server's uplink u_s: `peer serve --max-upload-rate`, `peer seed --max-upload-rate`;
+- a host's downlink d: `peer fetch --max-download-rate`, `peer download --max-download-rate`;
+- a host's uplink u_i: `peer download --max-upload-rate`.
+
+Loopback itself is far faster than these rates, so the limits are the only
+bottlenecks, as the access links are in the fluid model. Delay and loss
+cannot be emulated this way; they are refused (use Mininet).
+"""
+
+import subprocess
+import urllib.request
+from typing import List, Optional
+
+
+class LocalHost:
+    def __init__(self, name: str):
+        self.name = name
+        self.ip = "127.0.0.1"
+
+    def popen(self, argv: List[str], stdout, stderr, env: Optional[dict] = None):
+        # A session of its own: a Ctrl-C on the terminal reaches only the
+        # study, which then stops each process by its PID, gracefully.
+        return subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def http_get(self, url: str, timeout: float = 2.0) -> Optional[bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.read()
+        except OSError:
+            return None
+
+
+class RateLimits:
+    """The flags that make `peer` behave as if behind links of `rate` each."""
+
+    def __init__(self, rate: str):
+        self.rate = rate
+
+    def serve(self) -> List[str]:
+        return ["--max-upload-rate", self.rate]
+
+    def fetch(self) -> List[str]:
+        return ["--max-download-rate", self.rate]
+
+    def seed(self) -> List[str]:
+        return ["--max-upload-rate", self.rate]
+
+    def download(self) -> List[str]:
+        return ["--max-upload-rate", self.rate, "--max-download-rate", self.rate]
+
+
+class LocalEnvironment:
+    """h0 (the server) and h1..hN, all processes on loopback."""
+
+    name = "local"
+
+    def __init__(self, cfg, max_n: int):
+        if cfg.delay or cfg.loss:
+            raise ValueError("--delay and --loss need Mininet (netem); --local emulates only link rates")
+        self.server = LocalHost("h0")
+        self.clients = [LocalHost(f"h{i}") for i in range(1, max_n + 1)]
+        self.limits = RateLimits(cfg.rate_flag)
+        self.notes = [f"every host a process on 127.0.0.1; links emulated by peer's rate limits at {cfg.rate_flag}"]
+
+    def close(self) -> None:
+        pass

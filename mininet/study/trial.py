@@ -1,0 +1,271 @@
+"""One trial: one mode, N downloaders, one repetition, on any set of hosts.
+
+A host is anything with `name`, `ip`, `popen(argv, stdout=, stderr=, env=)`
+and `http_get(url, timeout)`: a process on loopback (`local`) or a Mininet
+host (`net`). The link rates are either real (Mininet's tc) or emulated by
+the flags `limits` adds to every command line (`local`).
+
+client-server: h0 runs `peer serve`; h1..hN run `peer fetch` at once.
+peer-to-peer:  h0 runs `tracker` and `peer seed`; h1..hN run
+               `peer download --seed` at once and keep seeding until all are done.
+
+A host's completion time is when its JSON line says it finished, counted from
+the moment the first downloader was started (its own `seconds` plus how much
+later it was started); the overall time is the latest of them.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from typing import List, Optional
+
+from . import bounds
+from .procs import Proc, Registry, wait_for
+
+
+@dataclasses.dataclass
+class Files:
+    """The binaries and the seed every trial uses."""
+
+    peer: str
+    tracker: str
+    seed_dir: str  # holds only the seed file
+    seed_name: str
+    seed_sha1: str
+    work: str  # scratch space: torrents and the downloaded copies
+
+
+@dataclasses.dataclass
+class HostResult:
+    host: str
+    completed: bool
+    seconds: Optional[float]  # since the first downloader started
+    own_seconds: Optional[float]  # from the host's JSON line (since its own start)
+    start_offset: float
+    bytes: Optional[int]
+    verified: bool
+    peers: Optional[int] = None  # p2p: distinct peers that sent it data
+    uploaded: Optional[int] = None  # p2p: bytes it had uploaded when it completed
+    hash_failures: Optional[int] = None
+    exit_code: Optional[int] = None
+    error: str = ""
+
+
+@dataclasses.dataclass
+class TrialResult:
+    mode: str
+    n: int
+    run: int
+    hosts: List[HostResult]
+    server_bytes: Optional[int]
+    bound: float
+    error: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return len(self.hosts) == self.n and all(h.completed for h in self.hosts)
+
+    @property
+    def verified(self) -> bool:
+        return self.complete and all(h.verified for h in self.hosts)
+
+    @property
+    def overall(self) -> Optional[float]:
+        if not self.complete:
+            return None
+        return max(h.seconds for h in self.hosts)
+
+
+class TrialError(Exception):
+    pass
+
+
+def sha1_of(path: str) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as data:
+        while True:
+            chunk = data.read(1 << 20)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def seed_name(size: int) -> str:
+    """`seed-100m.bin`, `seed-1g.bin`, `seed-16m.bin`."""
+    for suffix, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size % scale == 0:
+            return f"seed-{size // scale}{suffix}.bin"
+    return f"seed-{size}.bin"
+
+
+def make_seed(repo: str, size: int, work: str):
+    """The deterministic seed of `size` bytes (a prefix of the 1 GiB one) in
+    WORK/seed/, made by torrents/make-seed.sh: (folder, name, SHA-1)."""
+    seed_dir = os.path.join(work, "seed")
+    os.makedirs(seed_dir, exist_ok=True)
+    name = seed_name(size)
+    path = os.path.join(seed_dir, name)
+    if not os.path.isfile(path) or os.path.getsize(path) != size:
+        subprocess.run(["bash", os.path.join(repo, "torrents", "make-seed.sh"), str(size), path], check=True)
+    return seed_dir, name, sha1_of(path)
+
+
+def _listening(proc: Proc, what: str, timeout: float = 15.0) -> str:
+    """The `ADDR:PORT` a tracker or `peer serve` printed when it started listening."""
+    line = wait_for(lambda: proc.find(lambda l: "listening" in l) or (not proc.alive() and "dead"), timeout)
+    if not isinstance(line, dict):
+        raise TrialError(f"{what} did not start (exit {proc.returncode}): {proc.stderr_tail()}")
+    return line["listening"]
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Registry, log_dir: str) -> TrialResult:
+    """Runs one trial and stops everything it started, whatever happens."""
+    bound = bounds.bound(mode, n, cfg.file_bits, cfg.rate_bits, cfg.rate_bits, cfg.rate_bits)
+    timeout = cfg.timeout or (3.0 * bounds.client_server(n, cfg.file_bits, cfg.rate_bits, cfg.rate_bits) + 60.0)
+    scratch = os.path.join(files.work, f"{mode}-n{n}-r{run}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    env_vars = dict(os.environ)
+    if cfg.log_level:
+        env_vars["RUST_LOG"] = cfg.log_level
+    started_here = len(registry.procs)
+    try:
+        if mode == "cs":
+            return _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
+        return _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
+    except TrialError as error:
+        return TrialResult(mode, n, run, [], None, bound, error=str(error))
+    finally:
+        for proc in list(registry.procs[started_here:]):
+            registry.stop(proc, grace=5.0)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_copies(results: List[HostResult], scratch: str, files: Files) -> None:
+    for result in results:
+        copy = os.path.join(scratch, result.host, files.seed_name)
+        if result.completed and os.path.isfile(copy):
+            result.verified = sha1_of(copy) == files.seed_sha1
+            if not result.verified:
+                result.error = result.error or "SHA-1 differs from the seed"
+        elif result.completed:
+            result.error = result.error or "no copy on disk"
+
+
+def _knobs(cfg, seeder: bool) -> List[str]:
+    """The peer options the study was asked to pass (none: peer's defaults)."""
+    slots = (cfg.seeder_unchoke_slots or cfg.unchoke_slots) if seeder else cfg.unchoke_slots
+    knobs = ["--unchoke-slots", str(slots)] if slots else []
+    if cfg.max_peers:
+        knobs += ["--max-peers", str(cfg.max_peers)]
+    return knobs
+
+
+def _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout) -> TrialResult:
+    server = env.server
+    serve = registry.spawn(
+        server, "server", [files.peer, "serve", files.seed_dir, "--port", "0", "--bind", server.ip] + env.limits.serve(),
+        log_dir, env_vars,
+    )
+    port = _port(_listening(serve, "peer serve"))
+    url = f"http://{server.ip}:{port}/{files.seed_name}"
+    fetches = []
+    for host in env.clients[:n]:
+        argv = [files.peer, "fetch", url, "--output", os.path.join(scratch, host.name)] + env.limits.fetch()
+        fetches.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
+    t0 = fetches[0][1].started
+    wait_for(lambda: not any(p.alive() for _, p in fetches), timeout, interval=0.1)
+    results = []
+    for host, proc in fetches:
+        line = proc.find(lambda l: "seconds" in l and "bytes" in l)
+        offset = proc.started - t0
+        if line is None:
+            error = "timed out" if proc.alive() else f"exit {proc.returncode}: {proc.stderr_tail(2)}"
+            results.append(HostResult(host.name, False, None, None, offset, None, False, exit_code=proc.returncode, error=error))
+        else:
+            results.append(HostResult(host.name, True, offset + line["seconds"], line["seconds"], offset, line["bytes"], False, exit_code=proc.returncode))
+    registry.stop(serve, grace=15.0)
+    summary = serve.find(lambda l: "bytes_sent" in l)
+    _check_copies(results, scratch, files)
+    return TrialResult("cs", n, run, results, summary["bytes_sent"] if summary else None, bound)
+
+
+def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout) -> TrialResult:
+    server = env.server
+    tracker = registry.spawn(server, "tracker", [files.tracker, "--listen", f"{server.ip}:0", "--interval", "30"], log_dir, env_vars)
+    tracker_port = _port(_listening(tracker, "tracker"))
+    announce = f"http://{server.ip}:{tracker_port}/announce"
+    torrent = os.path.join(scratch, "study.torrent")
+    create = [files.peer, "create", os.path.join(files.seed_dir, files.seed_name), "-a", announce,
+              "--no-date", "--force", "--json", "-o", torrent]
+    if cfg.piece_length != "auto":
+        create += ["--piece-length", cfg.piece_length]
+    made = subprocess.run(create, capture_output=True, text=True)
+    if made.returncode != 0:
+        raise TrialError(f"peer create failed: {made.stderr.strip()}")
+    info_hash = json.loads(made.stdout.strip().splitlines()[-1])["info_hash"]
+    knobs, seeder_knobs = _knobs(cfg, seeder=False), _knobs(cfg, seeder=True)
+    seeder = registry.spawn(
+        server, "seeder", [files.peer, "seed", torrent, "--data", files.seed_dir, "--port", "0"] + env.limits.seed() + seeder_knobs,
+        log_dir, env_vars,
+    )
+    stats_url = f"http://{server.ip}:{tracker_port}/stats"
+
+    def seeder_known():
+        if not seeder.alive():
+            return "dead"
+        body = server.http_get(stats_url, timeout=2.0)
+        if not body:
+            return None
+        try:
+            swarms = json.loads(body)["swarms"]
+        except (ValueError, KeyError):
+            return None
+        return any(s["info_hash"] == info_hash and s["seeders"] >= 1 for s in swarms)
+
+    if wait_for(seeder_known, 120.0, interval=0.1) in (None, "dead"):
+        raise TrialError(f"the seeder never announced (exit {seeder.returncode}): {seeder.stderr_tail()}")
+
+    downloads = []
+    for host in env.clients[:n]:
+        argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", "0", "--seed"]
+        downloads.append((host, registry.spawn(host, host.name, argv + env.limits.download() + knobs, log_dir, env_vars)))
+    t0 = downloads[0][1].started
+
+    def complete(proc):
+        return proc.find(lambda l: l.get("event") == "complete")
+
+    wait_for(lambda: all(complete(p) or not p.alive() for _, p in downloads), timeout, interval=0.1)
+    results = []
+    for host, proc in downloads:
+        line = complete(proc)
+        offset = proc.started - t0
+        if line is None:
+            error = "timed out" if proc.alive() else f"exit {proc.returncode}: {proc.stderr_tail(2)}"
+            results.append(HostResult(host.name, False, None, None, offset, None, False, exit_code=proc.returncode, error=error))
+        else:
+            results.append(HostResult(
+                host.name, True, offset + line["seconds"], line["seconds"], offset, line["bytes"], False,
+                peers=line.get("peers"), uploaded=line.get("uploaded"), hash_failures=line.get("hash_failures"),
+            ))
+    # What each peer announced (downloaded, uploaded), for the logs: more than F
+    # downloaded means duplicate blocks.
+    stats = server.http_get(stats_url, timeout=2.0)
+    if stats:
+        with open(os.path.join(log_dir, "tracker-stats.json"), "wb") as saved:
+            saved.write(stats)
+    for (host, proc), result in zip(downloads, results):
+        result.exit_code = registry.stop(proc, grace=10.0)
+    registry.stop(seeder, grace=15.0)
+    stopped = seeder.find(lambda l: l.get("event") == "stopped")
+    _check_copies(results, scratch, files)
+    return TrialResult("p2p", n, run, results, stopped["uploaded"] if stopped else None, bound)
