@@ -173,6 +173,8 @@ def main(argv=None) -> int:
 
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
+    # SIGINT too: a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for handled in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(handled, _on_signal)
     machine = machine_info()
@@ -233,7 +235,7 @@ def main(argv=None) -> int:
         print(f"\nresults in {out}: tables.md, hosts.csv, runs.csv, summary.json"
               + ("" if plot.available() else ", plot.png"))
     except (KeyboardInterrupt, Stopped) as stop:
-        print(f"\nexperiment.py: stopped ({stop or 'SIGINT'}); cleaning up", file=sys.stderr)
+        print(f"\nexperiment.py: stopped ({str(stop) or 'SIGINT'}); cleaning up", file=sys.stderr)
         return 130
     except Exception as error:  # report, clean up, and fail
         print(f"experiment.py: {type(error).__name__}: {error}", file=sys.stderr)

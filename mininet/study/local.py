@@ -12,6 +12,7 @@ bottlenecks, as the access links are in the fluid model. Delay and loss
 cannot be emulated this way; they are refused (use Mininet).
 """
 
+import socket
 import subprocess
 import urllib.request
 from typing import List, Optional
@@ -26,6 +27,13 @@ class LocalHost:
         # A session of its own: a Ctrl-C on the terminal reaches only the
         # study, which then stops each process by its PID, gracefully.
         return subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def free_port(self) -> int:
+        """A port free right now (another program could take it before `peer`
+        binds it; the peer then fails to start and the trial says so)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("0.0.0.0", 0))
+            return probe.getsockname()[1]
 
     def http_get(self, url: str, timeout: float = 2.0) -> Optional[bytes]:
         try:

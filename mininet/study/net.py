@@ -164,6 +164,10 @@ class MininetHost:
         # the PID returned is the command's own, so it can be stopped by PID.
         return self.node.popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env)
 
+    def free_port(self) -> int:
+        """Each host has its own network namespace: the usual BitTorrent port is free."""
+        return 6881
+
     def http_get(self, url: str, timeout: float = 2.0) -> Optional[bytes]:
         out = self.node.cmd(f"curl -s -m {timeout:g} '{url}'")
         return out.encode() if out and out.lstrip().startswith("{") else None

@@ -17,13 +17,13 @@ from . import bounds
 
 HOST_COLUMNS = [
     "environment", "mode", "n", "run", "host", "completed", "seconds", "own_seconds", "start_offset",
-    "bytes", "verified", "peers", "uploaded", "hash_failures", "exit_code", "error",
+    "bytes", "verified", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "error",
 ]
 RUN_COLUMNS = [
     "environment", "mode", "n", "run", "overall_seconds", "bound_seconds", "ratio", "server_bytes",
     "complete", "verified", "error",
 ]
-_INTS = {"n", "run", "bytes", "peers", "uploaded", "hash_failures", "exit_code", "server_bytes"}
+_INTS = {"n", "run", "bytes", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "server_bytes"}
 _FLOATS = {"seconds", "own_seconds", "start_offset", "overall_seconds", "bound_seconds", "ratio"}
 _BOOLS = {"completed", "verified", "complete"}
 MODE_NAMES = {"cs": "client-server", "p2p": "peer-to-peer"}
@@ -36,7 +36,7 @@ def host_rows(environment: str, trial) -> List[dict]:
             "environment": environment, "mode": trial.mode, "n": trial.n, "run": trial.run, "host": h.host,
             "completed": h.completed, "seconds": h.seconds, "own_seconds": h.own_seconds,
             "start_offset": h.start_offset, "bytes": h.bytes, "verified": h.verified, "peers": h.peers,
-            "uploaded": h.uploaded, "hash_failures": h.hash_failures, "exit_code": h.exit_code, "error": h.error,
+            "uploaded": h.uploaded, "downloaded": h.downloaded, "hash_failures": h.hash_failures, "exit_code": h.exit_code, "error": h.error,
         })
     return rows
 
@@ -144,7 +144,10 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
     rows = [r for r in host_rows if r["mode"] == mode and r["n"] == n]
     runs = sorted({r["run"] for r in rows})
     hosts = sorted({r["host"] for r in rows}, key=lambda h: (len(h), h))
+    received = any(r.get("downloaded") is not None for r in rows)
     header = ["host"] + [f"run {k} (s)" for k in runs] + ["average (s)", "average speed (Mbit/s)"]
+    if received:
+        header.append("received (× F)")
     body = []
     for host in hosts:
         cells, times = [], []
@@ -156,6 +159,9 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
                 times.append(row["seconds"])
         average = sum(times) / len(times) if times else None
         body.append([host] + cells + [_f(average), _f(file_bits / average / 1e6, 1) if average else "—"])
+        if received:
+            got = [r["downloaded"] for r in rows if r["host"] == host and r.get("downloaded") is not None]
+            body[-1].append(_f(sum(got) / len(got) / (file_bits / 8)) if got else "—")
     overall = []
     for k in runs:
         done = [r["seconds"] for r in rows if r["run"] == k and r["completed"] and r["seconds"] is not None]
@@ -164,6 +170,8 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
     finished = [float(c) for c in overall if c != "—"]
     mean = sum(finished) / len(finished) if finished else None
     body.append(["**overall (last host)**"] + overall + [_f(mean), _f(file_bits / mean / 1e6, 1) if mean else "—"])
+    if received:
+        body[-1].append("")
     return _table(header, body)
 
 
@@ -172,7 +180,9 @@ def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict],
              "Median over the runs of the time until the last host had the file; bounds from the fluid model.", "",
              per_n_table(records), ""]
     parts += ["## Per host", "", "Seconds from the start of the first download until the host's copy was complete "
-              "(✗: its SHA-1 differed from the seed; —: it did not finish).", ""]
+              "(✗: its SHA-1 differed from the seed; —: it did not finish). Peer-to-peer: *received* is what the "
+              "host downloaded, duplicate blocks included, as it announced to the tracker on completion, in copies "
+              "of the file (1.00: no duplicates).", ""]
     for r in records:
         if not any(h["mode"] == r["mode"] and h["n"] == r["n"] for h in host_rows):
             continue

@@ -50,6 +50,7 @@ class HostResult:
     verified: bool
     peers: Optional[int] = None  # p2p: distinct peers that sent it data
     uploaded: Optional[int] = None  # p2p: bytes it had uploaded when it completed
+    downloaded: Optional[int] = None  # p2p: bytes received, duplicates included (its `completed` announce)
     hash_failures: Optional[int] = None
     exit_code: Optional[int] = None
     error: str = ""
@@ -161,6 +162,15 @@ def _check_copies(results: List[HostResult], scratch: str, files: Files) -> None
             result.error = result.error or "no copy on disk"
 
 
+def _announced_downloads(stats: bytes, info_hash: str) -> dict:
+    """ADDR:PORT -> bytes downloaded, from the tracker's /stats."""
+    try:
+        swarms = json.loads(stats)["swarms"]
+        return {p["address"]: p["downloaded"] for s in swarms if s["info_hash"] == info_hash for p in s["peers"]}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
 def _knobs(cfg, seeder: bool) -> List[str]:
     """The peer options the study was asked to pass (none: peer's defaults)."""
     slots = (cfg.seeder_unchoke_slots or cfg.unchoke_slots) if seeder else cfg.unchoke_slots
@@ -235,9 +245,15 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
     if wait_for(seeder_known, 120.0, interval=0.1) in (None, "dead"):
         raise TrialError(f"the seeder never announced (exit {seeder.returncode}): {seeder.stderr_tail()}")
 
-    downloads = []
+    downloads, ports, taken = [], {}, set()
     for host in env.clients[:n]:
-        argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", "0", "--seed"]
+        # A known port, so the tracker's list of peers says which host is which.
+        port = host.free_port()
+        while (host.ip, port) in taken:
+            port = host.free_port()
+        taken.add((host.ip, port))
+        ports[host.name] = port
+        argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port), "--seed"]
         downloads.append((host, registry.spawn(host, host.name, argv + env.limits.download() + knobs, log_dir, env_vars)))
     t0 = downloads[0][1].started
 
@@ -263,6 +279,9 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
     if stats:
         with open(os.path.join(log_dir, "tracker-stats.json"), "wb") as saved:
             saved.write(stats)
+        received = _announced_downloads(stats, info_hash)
+        for (host, _), result in zip(downloads, results):
+            result.downloaded = received.get(f"{host.ip}:{ports[host.name]}")
     for (host, proc), result in zip(downloads, results):
         result.exit_code = registry.stop(proc, grace=10.0)
     registry.stop(seeder, grace=15.0)

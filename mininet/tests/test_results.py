@@ -115,6 +115,15 @@ class Tables(unittest.TestCase):
         self.assertIn("| h2 | 2.80 | 3.00 | 2.90 | — |", table)
         self.assertIn("| **overall (last host)** | 2.80 | 3.00 | 2.90 | — |", table)
 
+    def test_peer_to_peer_shows_what_each_host_received(self):
+        t = trial("p2p", 2, 1, [1.5, 1.6], 16 * MIB)
+        t.hosts[0].downloaded, t.hosts[1].downloaded = 16 * MIB, 24 * MIB
+        table = results.per_host_table(results.host_rows("local", t), "p2p", 2, F_BITS).splitlines()
+        self.assertTrue(table[0].endswith("| received (× F) |"))
+        self.assertTrue(table[2].endswith("| 1.00 |"))
+        self.assertTrue(table[3].endswith("| 1.50 |"))
+        self.assertNotIn("received", results.per_host_table(self.host_rows, "cs", 2, F_BITS))
+
     def test_markdown_has_every_table(self):
         text = results.markdown(["- a line"], self.host_rows, self.records, F_BITS)
         self.assertIn("## Overall time per N", text)
