@@ -27,10 +27,9 @@ $py -c 'import matplotlib' 2>/dev/null || missing+=(python3-matplotlib)
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "ci: installing $packages"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
   # shellcheck disable=SC2086
-  $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages >/dev/null
 fi
 if [ ! -x target/release/peer ] || [ ! -x target/release/tracker ]; then
   cargo build --release --bins --locked

@@ -94,6 +94,25 @@ def machine_info() -> dict:
     return info
 
 
+def snapshot_binaries(paths, folder: str, machine: dict) -> list:
+    import hashlib
+
+    os.makedirs(folder, exist_ok=True)
+    copies = []
+    for path in paths:
+        copy = os.path.join(folder, os.path.basename(path))
+        shutil.copy2(path, copy)
+        with open(copy, "rb") as data:
+            digest = hashlib.sha256(data.read()).hexdigest()[:16]
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        machine[os.path.basename(path)] = f"sha256 {digest}…, built {built}"
+        copies.append(copy)
+    head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    if head.returncode == 0:
+        machine["commit"] = head.stdout.strip()
+    return copies
+
+
 def title_lines(cfg, notes, machine) -> list:
     size_bits = cfg.file_bits
     lines = [
@@ -184,6 +203,9 @@ def main(argv=None) -> int:
     host_rows, run_rows, notes = [], [], []
     failed = False
     try:
+        # A private copy of the binaries: every trial runs the same build even
+        # if target/release is rebuilt while the study runs.
+        peer, tracker = snapshot_binaries([peer, tracker], os.path.join(work, "bin"), machine)
         seed_dir, seed_name, seed_sha1 = make_seed(REPO, cfg.size, work)
         files = Files(peer, tracker, seed_dir, seed_name, seed_sha1, work)
         if cfg.environment == "local":
