@@ -6,8 +6,8 @@ use std::{process::Command, time::Duration};
 
 use integration::{
     make_seed,
-    net::{free_port, http_get, wait_for, Tracker},
-    peer_info, require_tool, run_ok, sha1_file, workspace_bin, KillOnDrop,
+    net::{http_get, wait_for, Tracker},
+    peer_info, require_tool, run_ok, sha1_file, workspace_bin,
 };
 
 #[test]
@@ -44,28 +44,9 @@ fn aria2c_downloads_from_transmission_through_our_tracker() {
         },
     );
 
-    let mut aria = Command::new("aria2c");
-    aria.arg(format!("--dir={}", out_dir.display()))
-        // aria2c announces `completed` only when it seeds after finishing (with
-        // --seed-time=0 it goes straight to `stopped`): seed for 3 seconds.
-        .args([
-            "--seed-time=0.05",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-        ])
-        .args([
-            "--enable-peer-exchange=false",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-        ])
-        .args([
-            "--bt-stop-timeout=90",
-            "--file-allocation=none",
-            &format!("--listen-port={}", free_port()),
-        ])
-        .arg(&torrent);
-    let mut aria = KillOnDrop(aria.spawn().expect("aria2c starts"));
+    // aria2c announces `completed` only when it seeds after finishing (with
+    // --seed-time=0 it goes straight to `stopped`): seed for 3 seconds.
+    let mut aria = integration::clients::aria2(&out_dir, &torrent, "0.05");
     let status = wait_for("aria2c to finish", Duration::from_secs(120), || {
         aria.0.try_wait().unwrap()
     });

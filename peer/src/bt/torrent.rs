@@ -171,17 +171,6 @@ pub async fn run(
     let mut complete = shared.complete.subscribe();
     let mut summary = None;
     let mut on_complete = Some(on_complete);
-    if *complete.borrow_and_update() {
-        // Everything was already on disk (a finished download restarted).
-        let done = make_summary(&shared, meta, started, start_have);
-        if let Some(callback) = on_complete.take() {
-            callback(&done);
-        }
-        summary = Some(done);
-        if !settings.keep_seeding {
-            shutdown.cancel();
-        }
-    }
 
     loop {
         tokio::select! {
@@ -216,8 +205,9 @@ pub async fn run(
                 let peers = shared.state().peers.len();
                 on_status(Status { have: meta.info.total_length - shared.left(), peers });
             }
-            Ok(()) = complete.changed(), if summary.is_none() && on_complete.is_some() => {
-                if *complete.borrow_and_update() {
+            // At once when everything was already on disk, else when the last piece verifies.
+            reached = complete.wait_for(|done| *done), if summary.is_none() => {
+                if reached.is_ok() {
                     let done = make_summary(&shared, meta, started, start_have);
                     if let Some(callback) = on_complete.take() {
                         callback(&done);
