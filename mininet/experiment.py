@@ -87,6 +87,10 @@ def machine_info() -> dict:
     except (OSError, StopIteration, ValueError):
         pass
     try:
+        info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min; other work on the machine)"
+    except OSError:
+        pass
+    try:
         with open("/etc/debian_version") as deb:
             info["debian"] = deb.read().strip()
     except OSError:
@@ -133,11 +137,11 @@ def title_lines(cfg, notes, machine) -> list:
     return lines
 
 
-def write_report(out: str, cfg_json: dict, machine: dict, host_rows, run_rows, lines) -> list:
+def write_report(out: str, cfg_json: dict, machine: dict, notes, host_rows, run_rows, lines) -> list:
     file_bits = cfg_json["size"] * 8.0
     rate_bits = cfg_json["bw"] * 1e6
     records = results.summarize(run_rows, cfg_json["modes"], cfg_json["peers"], file_bits, rate_bits)
-    results.write_summary(os.path.join(out, "summary.json"), cfg_json, machine, records)
+    results.write_summary(os.path.join(out, "summary.json"), cfg_json, machine, records, notes)
     with open(os.path.join(out, "tables.md"), "w", encoding="utf-8") as md:
         md.write(results.markdown(lines, host_rows, records, file_bits))
     return records
@@ -162,8 +166,9 @@ def report_only(folder: str) -> int:
     host_rows = results.read_csv(os.path.join(folder, "hosts.csv"))
     run_rows = results.read_csv(os.path.join(folder, "runs.csv"))
     cfg = config.Config(**saved["config"])
-    lines = title_lines(cfg, saved.get("notes", []), saved["machine"])
-    records = write_report(folder, saved["config"], saved["machine"], host_rows, run_rows, lines)
+    notes = saved.get("notes", [])
+    lines = title_lines(cfg, notes, saved["machine"])
+    records = write_report(folder, saved["config"], saved["machine"], notes, host_rows, run_rows, lines)
     draw(folder, saved["config"], records)
     print(results.per_n_table(records))
     return 0
@@ -227,6 +232,7 @@ def main(argv=None) -> int:
             mininet.log.setLogLevel("warning")
             env = net.MininetEnvironment(cfg, max(cfg.peers), features)
             machine["mininet"] = subprocess.run(["mn", "--version"], capture_output=True, text=True).stdout.strip()
+            machine["kernel features"] = ", ".join(f"{k} {'yes' if ok else 'no'}" for k, (ok, _) in features.items())
             machine["netem"] = "yes" if features["netem"][0] else "no (delay and loss unavailable)"
             machine["switch"] = env.net.switch_name
         notes = env.notes
@@ -249,8 +255,11 @@ def main(argv=None) -> int:
                     failed |= not trial.verified
                     results.write_csv(os.path.join(out, "hosts.csv"), host_rows, results.HOST_COLUMNS)
                     results.write_csv(os.path.join(out, "runs.csv"), run_rows, results.RUN_COLUMNS)
-                    write_report(out, cfg_json, dict(machine, notes="; ".join(notes)), host_rows, run_rows, lines)
-        records = write_report(out, cfg_json, dict(machine, notes="; ".join(notes)), host_rows, run_rows, lines)
+                    write_report(out, cfg_json, machine, notes, host_rows, run_rows, lines)
+        machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        with open(os.path.join(out, "machine.txt"), "w") as m:
+            m.writelines(f"{k}: {v}\n" for k, v in machine.items())
+        records = write_report(out, cfg_json, machine, notes, host_rows, run_rows, lines)
         draw(out, cfg_json, records)
         print()
         print(results.per_n_table(records))

@@ -101,9 +101,9 @@ def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bit
     return records
 
 
-def write_summary(path: str, config: dict, machine: Dict[str, str], records: List[dict]) -> None:
+def write_summary(path: str, config: dict, machine: Dict[str, str], records: List[dict], notes: List[str] = ()) -> None:
     with open(path, "w", encoding="utf-8") as out:
-        json.dump({"config": config, "machine": machine, "records": records}, out, indent=2)
+        json.dump({"config": config, "machine": machine, "notes": list(notes), "records": records}, out, indent=2)
         out.write("\n")
 
 
