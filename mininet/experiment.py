@@ -228,10 +228,11 @@ def main(argv=None) -> int:
             if missing:
                 raise RuntimeError(f"this kernel lacks {', '.join(missing)}: Mininet cannot shape links here")
             import mininet.log
+            import mininet.net
 
             mininet.log.setLogLevel("warning")
             env = net.MininetEnvironment(cfg, max(cfg.peers), features)
-            machine["mininet"] = subprocess.run(["mn", "--version"], capture_output=True, text=True).stdout.strip()
+            machine["mininet"] = mininet.net.VERSION
             machine["kernel features"] = ", ".join(f"{k} {'yes' if ok else 'no'}" for k, (ok, _) in features.items())
             machine["netem"] = "yes" if features["netem"][0] else "no (delay and loss unavailable)"
             machine["switch"] = env.net.switch_name
