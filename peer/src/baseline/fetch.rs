@@ -7,9 +7,10 @@
 //!    and `If-Range: <saved ETag>`. The answer is used only if it is a 206
 //!    starting at N for the same length and ETag; a 200 restarts from zero
 //!    with that answer, anything else restarts with a fresh request.
-//! 3. The body goes through the optional download limiter to the writer
-//!    thread ([`super::part`]); the `.part` is renamed to the name when
-//!    complete, replacing any file of that name (as curl and wget do).
+//! 3. Each chunk of the body is written to the `.part` as it arrives
+//!    ([`super::part`]), then paced by the optional download limiter; the
+//!    `.part` is renamed to the name when complete, replacing any file of
+//!    that name (as curl and wget do).
 
 use std::{
     path::{Path, PathBuf},
@@ -158,17 +159,17 @@ pub async fn fetch(
     )
     .map_err(io(&paths.meta))?;
 
-    let writer = Writer::open(&paths.part, start).map_err(io(&paths.part))?;
+    let mut writer = Writer::open(&paths.part, start).map_err(io(&paths.part))?;
     progress.start(total, start);
     let limiter = RateLimiter::new(options.rate);
     let mut received = 0u64;
+    // Every chunk is on disk as soon as it arrives, so an interrupted
+    // download leaves all it got in the `.part` for --resume.
     let interrupted = loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
+                writer.write(&chunk).map_err(io(&paths.part))?;
                 let len = chunk.len() as u64;
-                if !writer.write(chunk).await {
-                    break None;
-                }
                 received += len;
                 progress.advance(len);
                 limiter.acquire(len).await;
@@ -177,8 +178,7 @@ pub async fn fetch(
             Err(e) => break Some(cause(&e)),
         }
     };
-    // Whatever arrived is on disk before any error is reported, for --resume.
-    writer.finish().await.map_err(io(&paths.part))?;
+    drop(writer);
     let cause = interrupted.or_else(|| match total {
         Some(total) if start + received != total => Some(format!(
             "the body ended at {} of {total} bytes",

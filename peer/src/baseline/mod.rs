@@ -12,7 +12,7 @@
 //! - [`listing`]: the optional HTML directory page;
 //! - [`pool`]: reusable buffers for the chunks read from disk;
 //! - [`fetch`]: the client, with resume;
-//! - [`part`]: the `.part` file, its sidecar and the writer thread.
+//! - [`part`]: the `.part` file and its sidecar.
 //!
 //! The rate limiter itself is [`crate::rate`], shared with the BitTorrent side.
 

@@ -3,25 +3,22 @@
 //! for a whole one; beside it `.<name>.part.meta`, the ETag and length the
 //! partial data belongs to, which `--resume` checks against the server's.
 //!
-//! Received chunks go to a writer thread through a bounded channel, so the
-//! network and the disk work at the same time and a slow disk holds the
-//! download back instead of filling memory. The thread writes through a
-//! 1 MiB buffer.
+//! Each received chunk is written as it is, at once, by the task that
+//! received it, as curl does: no copy into a buffer of our own, no hand-off
+//! to another thread. A slow disk then simply holds the download back (the
+//! TCP window closes). Measured on the 1 GiB seed against alternatives (a
+//! writer thread fed by a channel, with or without a 1 MiB `BufWriter`, and
+//! writes cut to 32 or 64 KiB), this used the least CPU; the 1 MiB buffer
+//! used the most, since on this kernel large writes allocate large page-cache
+//! folios, which cost far more to fill here than small ones.
 
 use std::{
     fs::{File, OpenOptions},
-    io::{self, BufWriter, Read, Seek, SeekFrom, Write},
+    io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
-    thread::JoinHandle,
 };
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-
-/// Chunks waiting for the writer (each at most hyper's read buffer, ~400 KiB).
-const QUEUE: usize = 16;
-const WRITE_BUFFER: usize = 1 << 20;
 /// The sidecar is a few hundred bytes; anything longer is not ours.
 const MAX_META: u64 = 4096;
 
@@ -78,10 +75,9 @@ pub fn existing_len(part: &Path) -> io::Result<u64> {
     }
 }
 
-/// Puts chunks on disk from a thread of its own.
+/// The `.part` file, open for appending received chunks.
 pub struct Writer {
-    sender: mpsc::Sender<Bytes>,
-    thread: JoinHandle<io::Result<()>>,
+    file: File,
 }
 
 impl Writer {
@@ -95,33 +91,14 @@ impl Writer {
             .open(part)?;
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(offset))?;
-        let (sender, mut receiver) = mpsc::channel::<Bytes>(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("fetch-writer".into())
-            .spawn(move || {
-                let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-                while let Some(chunk) = receiver.blocking_recv() {
-                    out.write_all(&chunk)?;
-                }
-                out.flush()
-            })?;
-        Ok(Writer { sender, thread })
+        Ok(Writer { file })
     }
 
-    /// Queues a chunk; `false` when the writer has stopped, and then
-    /// [`Writer::finish`] says why.
-    pub async fn write(&self, chunk: Bytes) -> bool {
-        self.sender.send(chunk).await.is_ok()
-    }
-
-    /// Writes out what is queued and closes the file.
-    pub async fn finish(self) -> io::Result<()> {
-        drop(self.sender);
-        let thread = self.thread;
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(io::Error::other)?
-            .map_err(|_| io::Error::other("the writer thread panicked"))?
+    /// Writes a chunk. This blocks the calling task, on purpose: the download
+    /// task is the only one on its runtime, and waiting for the disk is exactly
+    /// what it should do.
+    pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.file.write_all(chunk)
     }
 }
 
@@ -129,14 +106,14 @@ impl Writer {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_writer_appends_from_the_offset_and_drops_the_rest() {
+    #[test]
+    fn the_writer_appends_from_the_offset_and_drops_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join(".x.part");
         std::fs::write(&part, b"0123456789").unwrap();
-        let writer = Writer::open(&part, 4).unwrap();
-        assert!(writer.write(Bytes::from_static(b"ab")).await);
-        writer.finish().await.unwrap();
+        let mut writer = Writer::open(&part, 4).unwrap();
+        writer.write(b"ab").unwrap();
+        drop(writer);
         assert_eq!(std::fs::read(&part).unwrap(), b"0123ab");
         assert_eq!(existing_len(&part).unwrap(), 6);
         assert_eq!(existing_len(&dir.path().join("none")).unwrap(), 0);
