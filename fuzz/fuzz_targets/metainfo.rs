@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
             );
             assert!(file.path.len() >= 2);
         } else {
-            assert_eq!(file.path, [info.name.clone()]);
+            assert_eq!(file.path, std::slice::from_ref(&info.name));
         }
         for component in &file.path {
             assert_plain_name(component);
