@@ -15,10 +15,11 @@ use thiserror::Error;
 use crate::types::{InfoHash, PeerId};
 
 /// Longest query accepted. A real announce is about 300 bytes; a scrape of
-/// [`MAX_SCRAPE_HASHES`] hashes fits well within it.
+/// [`MAX_SCRAPE_HASHES`] hashes fits even with every hash byte escaped
+/// (71 bytes of query per hash), so for a scrape the hash count is the limit.
 pub const MAX_QUERY_BYTES: usize = 8192;
 /// Most info-hashes in one scrape.
-pub const MAX_SCRAPE_HASHES: usize = 128;
+pub const MAX_SCRAPE_HASHES: usize = 100;
 /// Longest `key` or `ip` value kept.
 const MAX_TEXT_VALUE: usize = 128;
 
