@@ -1,62 +1,29 @@
-//! One request, one response: the method check, path resolution
-//! ([`super::resolve`]), the optional listing, the ETag and range logic, and
-//! the file body streamed from disk through the server's rate limiter.
-//!
-//! A body is read in chunks of [`Shared::chunk`] bytes by positional reads on
-//! the blocking pool, with one chunk read ahead; each chunk then waits for the
-//! rate limiter and is handed to hyper, which writes it without copying. Its
-//! [`Transfer`] counts the bytes and logs one line when the body is dropped,
-//! complete or not.
+//! One request head to one reply, without network I/O: the method check,
+//! path resolution ([`super::resolve`]), the optional listing, and the ETag
+//! and range logic. A file reply carries the open file and the byte range to
+//! send; [`super::conn`] sends it. The file system calls here block, so the
+//! connection calls [`reply`] on the blocking pool.
 
-use std::{
-    convert::Infallible,
-    fs::File,
-    io,
-    net::SocketAddr,
-    os::unix::fs::{FileExt, MetadataExt},
-    sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
-        Arc,
-    },
-    time::Instant,
-};
-
-use bytes::Bytes;
-use futures::{Future, StreamExt};
-use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
-use hyper::{
-    body::Frame,
-    header::{self, HeaderValue},
-    Method, Request, Response, StatusCode,
-};
-use tracing::info;
+use std::{fs::File, io, os::unix::fs::MetadataExt, path::PathBuf, sync::atomic::AtomicU64};
 
 use super::{
+    http1::{self, RequestHead},
     http_range::{self, RangeRequest},
     listing,
-    pool::BufferPool,
     resolve::{self, Refusal},
 };
 use crate::rate::RateLimiter;
-
-/// A response body: a file streamed from disk, or a small page.
-pub type Body = BoxBody<Bytes, io::Error>;
-
-/// Chunks read from disk ahead of the one being sent.
-const READ_AHEAD: usize = 2;
 
 /// What every connection of one server shares.
 #[derive(Debug)]
 pub struct Shared {
     /// The served directory, canonical.
-    pub root: std::path::PathBuf,
+    pub root: PathBuf,
     pub list: bool,
     /// One bucket for the whole server.
     pub limiter: RateLimiter,
-    /// Bytes per read and per frame.
+    /// Bytes per `sendfile` call (at most the limiter's burst).
     pub chunk: u64,
-    /// Buffers of `chunk` bytes.
-    pub buffers: Arc<BufferPool>,
     pub stats: Stats,
 }
 
@@ -64,12 +31,37 @@ pub struct Shared {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub requests: AtomicU64,
-    /// Body bytes handed to connections.
+    /// Body bytes the kernel accepted for sending.
     pub bytes_sent: AtomicU64,
     /// Bodies sent to the end.
     pub transfers: AtomicU64,
-    /// Bodies dropped before the end (the client went away, or shutdown).
+    /// Bodies cut short (the client went away, a stall, or shutdown).
     pub aborted: AtomicU64,
+}
+
+/// A response: status, header fields (besides `Date`, `Content-Length` and
+/// `Connection`, which the framing adds), the body length, and the body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    /// `Content-Length`; for HEAD, the length a GET would have.
+    pub length: u64,
+    pub body: Body,
+}
+
+#[derive(Debug)]
+pub enum Body {
+    /// No body (HEAD, 416).
+    None,
+    /// A small generated body: an error line or a listing.
+    Page(Vec<u8>),
+    /// `length` bytes of `file` from `start`; `name` is for the log.
+    File {
+        file: File,
+        start: u64,
+        name: String,
+    },
 }
 
 /// What a request path leads to.
@@ -83,90 +75,82 @@ enum Target {
     Listing(String),
 }
 
-/// Answers one request. Never fails: every problem is a status code.
-pub async fn respond<B>(
-    shared: Arc<Shared>,
-    client: SocketAddr,
-    request: Request<B>,
-) -> Result<Response<Body>, Infallible> {
-    shared.stats.requests.fetch_add(1, Relaxed);
-    let head = request.method() == Method::HEAD;
-    if request.method() != Method::GET && !head {
-        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, false);
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(response);
+/// Answers one request head. Never fails: every problem is a status code.
+pub fn reply(shared: &Shared, head: &RequestHead) -> Reply {
+    let is_head = head.method == "HEAD";
+    if head.method != "GET" && !is_head {
+        let mut reply = text(405, false);
+        reply.headers.push(("allow", "GET, HEAD".into()));
+        return reply;
     }
-    let raw_path = request.uri().path().to_owned();
-    let located = {
-        let shared = Arc::clone(&shared);
-        tokio::task::spawn_blocking(move || locate(&shared, &raw_path)).await
+    let target = match http1::path_of(&head.target) {
+        Some(path) => locate(shared, path),
+        None => Err(Refusal::Forbidden),
     };
-    let (file, length, etag, name) = match located {
-        Ok(Ok(Target::File {
+    let (file, length, etag, name) = match target {
+        Ok(Target::File {
             file,
             length,
             etag,
             name,
-        })) => (file, length, etag, name),
-        Ok(Ok(Target::Listing(page))) => return Ok(page_response(page, head)),
-        Ok(Err(Refusal::NotFound)) => return Ok(text(StatusCode::NOT_FOUND, head)),
-        Ok(Err(Refusal::Forbidden)) => return Ok(text(StatusCode::FORBIDDEN, head)),
-        Err(_) => return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, head)),
+        }) => (file, length, etag, name),
+        Ok(Target::Listing(page)) => {
+            let page = page.into_bytes();
+            return Reply {
+                status: 200,
+                headers: vec![("content-type", "text/html; charset=utf-8".into())],
+                length: page.len() as u64,
+                body: if is_head {
+                    Body::None
+                } else {
+                    Body::Page(page)
+                },
+            };
+        }
+        Err(Refusal::NotFound) => return text(404, is_head),
+        Err(Refusal::Forbidden) => return text(403, is_head),
     };
 
-    let headers = request.headers();
     // If-Range: the range holds only for the representation the client has.
-    let validated = headers
-        .get(header::IF_RANGE)
-        .is_none_or(|value| value.as_bytes() == etag.as_bytes());
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let validated = head
+        .if_range
+        .as_deref()
+        .is_none_or(|tag| tag == etag.as_bytes());
+    let range = match &head.range {
         Some(value) if validated => http_range::parse_range(value, length),
         _ => RangeRequest::Full,
     };
+    let mut headers = vec![
+        ("content-type", "application/octet-stream".to_owned()),
+        ("accept-ranges", "bytes".to_owned()),
+        ("etag", etag),
+    ];
     let (status, start, count) = match range {
-        RangeRequest::Full => (StatusCode::OK, 0, length),
+        RangeRequest::Full => (200, 0, length),
         RangeRequest::Partial { start, end } => {
-            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+            let value = http_range::content_range(start, end, length);
+            headers.push(("content-range", value));
+            (206, start, end - start + 1)
         }
-        RangeRequest::Unsatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0),
-    };
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::ETAG, &etag)
-        .header(header::CONTENT_LENGTH, count);
-    builder = match range {
-        RangeRequest::Partial { start, end } => builder.header(
-            header::CONTENT_RANGE,
-            http_range::content_range(start, end, length),
-        ),
         RangeRequest::Unsatisfiable => {
-            builder.header(header::CONTENT_RANGE, http_range::unsatisfied_range(length))
+            headers.push(("content-range", http_range::unsatisfied_range(length)));
+            (416, 0, 0)
         }
-        RangeRequest::Full => builder,
     };
-    let body = if head || status == StatusCode::RANGE_NOT_SATISFIABLE {
-        empty()
+    let body = if is_head || status == 416 {
+        Body::None
     } else {
-        let transfer = Transfer {
-            started: Instant::now(),
-            shared: Arc::clone(&shared),
-            client,
-            name,
-            expected: count,
-            sent: 0,
-        };
-        file_body(shared, file, start, count, transfer)
+        Body::File { file, start, name }
     };
-    Ok(builder
-        .body(body)
-        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, head)))
+    Reply {
+        status,
+        headers,
+        length: count,
+        body,
+    }
 }
 
-/// Resolves, checks and opens what `raw_path` names (blocking file system calls).
+/// Resolves, checks and opens what `raw_path` names.
 fn locate(shared: &Shared, raw_path: &str) -> Result<Target, Refusal> {
     let segments = resolve::segments(raw_path)?;
     let path = resolve::resolve(&shared.root, &segments)?;
@@ -206,144 +190,19 @@ fn locate(shared: &Shared, raw_path: &str) -> Result<Target, Refusal> {
     })
 }
 
-/// `count` bytes of `file` from `start`, read ahead, paced, and counted.
-fn file_body(
-    shared: Arc<Shared>,
-    file: File,
-    start: u64,
-    count: u64,
-    mut transfer: Transfer,
-) -> Body {
-    let file = Arc::new(file);
-    let chunk = shared.chunk.max(1);
-    let pieces = (0..count.div_ceil(chunk)).map(move |i| {
-        let offset = start + i * chunk;
-        (offset, chunk.min(start + count - offset))
-    });
-    let buffers = Arc::clone(&shared.buffers);
-    let frames = futures::stream::iter(pieces)
-        .map(move |(offset, len)| read_at(Arc::clone(&file), Arc::clone(&buffers), offset, len))
-        .buffered(READ_AHEAD)
-        .then(move |read| {
-            let shared = Arc::clone(&shared);
-            async move {
-                let bytes = read?;
-                shared.limiter.acquire(bytes.len() as u64).await;
-                Ok(bytes)
-            }
-        })
-        .map(move |sent: io::Result<Bytes>| {
-            sent.map(|bytes| {
-                transfer.add(bytes.len() as u64);
-                Frame::data(bytes)
-            })
-        });
-    BodyExt::boxed(StreamBody::new(frames))
-}
-
-/// Reads `len` bytes at `offset` on the blocking pool. The read starts at
-/// once, not when the future is first polled, so chunks are read ahead.
-fn read_at(
-    file: Arc<File>,
-    buffers: Arc<BufferPool>,
-    offset: u64,
-    len: u64,
-) -> impl Future<Output = io::Result<Bytes>> {
-    let task = tokio::task::spawn_blocking(move || {
-        let mut buffer = buffers.take();
-        let len = (len as usize).min(buffer.len());
-        // A file that shrank since it was opened ends the body with an error,
-        // and hyper then closes the connection rather than send short data.
-        file.read_exact_at(&mut buffer[..len], offset)?;
-        Ok(buffers.lend(buffer, len))
-    });
-    async move { task.await.map_err(io::Error::other)? }
-}
-
-/// One body on its way: counts bytes and logs one line when dropped.
-struct Transfer {
-    shared: Arc<Shared>,
-    client: SocketAddr,
-    name: String,
-    expected: u64,
-    sent: u64,
-    started: Instant,
-}
-
-impl Transfer {
-    fn add(&mut self, bytes: u64) {
-        self.sent += bytes;
-        self.shared.stats.bytes_sent.fetch_add(bytes, Relaxed);
-    }
-}
-
-impl Drop for Transfer {
-    fn drop(&mut self) {
-        let complete = self.sent == self.expected;
-        let counter = if complete {
-            &self.shared.stats.transfers
-        } else {
-            &self.shared.stats.aborted
-        };
-        counter.fetch_add(1, Relaxed);
-        info!(
-            client = %self.client,
-            file = %self.name,
-            bytes = self.sent,
-            seconds = format_args!("{:.3}", self.started.elapsed().as_secs_f64()),
-            "{}",
-            if complete { "transfer complete" } else { "transfer aborted" }
-        );
-    }
-}
-
-fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed()
-}
-
 /// A status with its reason as a one-line plain-text body.
-fn text(status: StatusCode, head: bool) -> Response<Body> {
-    let line = format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let length = line.len();
-    let body = if head {
-        empty()
-    } else {
-        Full::new(Bytes::from(line))
-            .map_err(|never| match never {})
-            .boxed()
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    response
-}
-
-fn page_response(page: String, head: bool) -> Response<Body> {
-    let length = page.len();
-    let body = if head {
-        empty()
-    } else {
-        Full::new(Bytes::from(page))
-            .map_err(|never| match never {})
-            .boxed()
-    };
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    response
+pub fn text(status: u16, is_head: bool) -> Reply {
+    let line = format!("{status} {}\n", http1::reason(status)).into_bytes();
+    Reply {
+        status,
+        headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+        length: line.len() as u64,
+        body: if is_head {
+            Body::None
+        } else {
+            Body::Page(line)
+        },
+    }
 }
 
 #[cfg(test)]

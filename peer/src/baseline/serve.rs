@@ -1,6 +1,6 @@
 //! The server: an accept loop over an already-bound listener, one task per
-//! connection (hyper's HTTP/1.1, keep-alive, a header timeout), a semaphore
-//! bounding the connections, and an orderly shutdown.
+//! connection ([`super::conn`]), a semaphore bounding the connections, and an
+//! orderly shutdown.
 //!
 //! Shutdown, when the `shutdown` future completes: stop accepting (the
 //! listener is dropped), ask every connection to close after its current
@@ -16,8 +16,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hyper::{server::conn::http1, service::service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -28,21 +26,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::{
-    pool::BufferPool,
-    respond::{respond, Shared, Stats},
+    conn,
+    respond::{Shared, Stats},
 };
 use crate::rate::RateLimiter;
 
 /// How long connections may take to finish their response after shutdown begins.
 pub const GRACE: Duration = Duration::from_secs(5);
-/// A client must send its request headers within this time.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes per disk read and per body frame when the rate is not limited:
-/// about 15% fewer CPU seconds per GiB than 256 KiB (fewer hand-offs to the
-/// blocking pool), for at most three chunks in memory per busy connection.
+/// Bytes per `sendfile` chunk when the rate is not limited.
 pub const CHUNK: u64 = 1024 * 1024;
-/// Idle chunk buffers kept for reuse.
-const FREE_BUFFERS: usize = 16;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -94,7 +86,6 @@ impl Server {
                 list: options.list,
                 limiter,
                 chunk,
-                buffers: BufferPool::new(chunk as usize, FREE_BUFFERS),
                 stats: Stats::default(),
             }),
             max_connections: options.max_connections.max(1),
@@ -185,7 +176,7 @@ async fn accept(
     Ok((stream, client, permit))
 }
 
-/// Serves one connection until the client leaves or shutdown asks it to close.
+/// Serves one connection, holding its slot until it ends.
 async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -193,20 +184,7 @@ async fn connection(
     cancel: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
-    let service = service_fn(move |request| respond(Arc::clone(&shared), client, request));
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
+    if let Err(e) = conn::serve(shared, stream, client, cancel).await {
         debug!("connection ended: {e}");
     }
 }
