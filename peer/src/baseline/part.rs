@@ -3,14 +3,16 @@
 //! for a whole one; beside it `.<name>.part.meta`, the ETag and length the
 //! partial data belongs to, which `--resume` checks against the server's.
 //!
-//! Each received chunk is written as it is, at once, by the task that
-//! received it, as curl does: no copy into a buffer of our own, no hand-off
-//! to another thread. A slow disk then simply holds the download back (the
-//! TCP window closes). Measured on the 1 GiB seed against alternatives (a
-//! writer thread fed by a channel, with or without a 1 MiB `BufWriter`, and
-//! writes cut to 32 or 64 KiB), this used the least CPU; the 1 MiB buffer
-//! used the most, since on this kernel large writes allocate large page-cache
-//! folios, which cost far more to fill here than small ones.
+//! Each received chunk is written at once by the task that received it, as
+//! curl does: no copy into a buffer of our own, no hand-off to another
+//! thread, and a slow disk simply holds the download back (the TCP window
+//! closes). The chunk goes out in writes of [`WRITE_SLICE`] bytes: on the
+//! development machine (Linux 6.18, ext4, a VM) a write of 128 KiB or more
+//! fills large page-cache folios, which cost several times more than small
+//! ones. Over 1 GiB, median of 8 rounds: 0.8 CPU seconds with 64 KiB writes,
+//! 0.95 with 32 KiB, 1.2 with 16 KiB, 2.4 with whole chunks (~500 KiB, as
+//! hyper reads them), curl 1.4; a writer thread behind a 1 MiB `BufWriter`
+//! used about 2.
 
 use std::{
     fs::{File, OpenOptions},
@@ -19,6 +21,9 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+/// Bytes per write(2) of downloaded data.
+pub const WRITE_SLICE: usize = 64 * 1024;
 /// The sidecar is a few hundred bytes; anything longer is not ours.
 const MAX_META: u64 = 4096;
 
@@ -81,15 +86,26 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Opens `part` for writing from `offset`, dropping anything after it
-    /// (offset 0 empties the file).
+    /// Opens `part` for writing from `offset`, dropping anything after it.
+    /// From offset 0 the file is made anew rather than truncated: ext4 treats
+    /// a file truncated to zero and rewritten as a replaced file and starts
+    /// writing all of it back when it is closed (`auto_da_alloc`), which cost
+    /// a 1 GiB download 0.2 s and the CPU to queue the writes.
     pub fn open(part: &Path, offset: u64) -> io::Result<Writer> {
+        if offset == 0 {
+            match std::fs::remove_file(part) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .open(part)?;
-        file.set_len(offset)?;
+        if file.metadata()?.len() != offset {
+            file.set_len(offset)?;
+        }
         file.seek(SeekFrom::Start(offset))?;
         Ok(Writer { file })
     }
@@ -98,7 +114,9 @@ impl Writer {
     /// task is the only one on its runtime, and waiting for the disk is exactly
     /// what it should do.
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file.write_all(chunk)
+        chunk
+            .chunks(WRITE_SLICE)
+            .try_for_each(|piece| self.file.write_all(piece))
     }
 }
 
