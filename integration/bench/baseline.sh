@@ -105,9 +105,9 @@ server_cpu() {
 }
 
 # One round: N clients of one pair at once; sets `elapsed` (wall seconds) and
-# `cpu` (CPU seconds of the server and all the clients).
+# `cpu` (CPU seconds of the server, then of all the clients together).
 round() {
-  local pair=$1 n=$2 check=$3 pids=() i start end cpu0 clients_cpu
+  local pair=$1 n=$2 check=$3 pids=() i start end cpu0 clients_cpu server_cpu_used
   rm -rf "$out"/*
   for i in $(seq "$n"); do mkdir -p "$out/$i"; done
   cpu0=$(server_cpu "$pair")
@@ -123,7 +123,8 @@ round() {
   for pid in "${pids[@]}"; do wait "$pid"; done
   end=$(date +%s.%N)
   clients_cpu=$(cat "$out"/*.cpu | awk '{ s += $1 + $2 } END { printf "%.3f", s }')
-  cpu=$(python3 -c "print(f'{$(server_cpu "$pair") - $cpu0 + $clients_cpu:.2f}')")
+  server_cpu_used=$(python3 -c "print(f'{$(server_cpu "$pair") - $cpu0:.2f}')")
+  cpu="$server_cpu_used $clients_cpu"
   for i in $(seq "$n"); do
     [ "$(stat -c %s "$out/$i/$name")" -eq "$size" ] || { echo "baseline.sh: $pair copy $i is short" >&2; exit 1; }
   done
@@ -154,10 +155,11 @@ python3 - "$results" "$size" "$summary" "$runs" "$clients" <<'PY'
 import json, statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 size, summary, runs = int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-times, cpus = {}, {}
-for pair, n, t, c in rows:
+times, cpus, split = {}, {}, {}
+for pair, n, t, server, clients in rows:
     times.setdefault((pair, int(n)), []).append(float(t))
-    cpus.setdefault((pair, int(n)), []).append(float(c))
+    cpus.setdefault((pair, int(n)), []).append(float(server) + float(clients))
+    split.setdefault((pair, int(n)), []).append((float(server), float(clients)))
 report = {"bench": "baseline", "file_bytes": size, "runs": int(runs), "clients": {}}
 for n in sorted({n for _, n in times}):
     ours, theirs = times[("peer", n)], times[("nginx", n)]
@@ -170,7 +172,11 @@ for n in sorted({n for _, n in times}):
               f"{statistics.mean(ts):.3f} ± {sd:.3f}; {' '.join(f'{t:.2f}' for t in ts)}")
     print(f"  ratio ours/theirs (medians): {ratio:.3f} (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})")
     co, ct = statistics.median(cpus[("peer", n)]), statistics.median(cpus[("nginx", n)])
-    print(f"  CPU seconds, server and clients (median): ours {co:.2f}, theirs {ct:.2f}, ratio {co / ct:.3f}")
+    print(f"  CPU seconds, server + clients (median): ours {co:.2f}, theirs {ct:.2f}, ratio {co / ct:.3f}")
+    for label, pair in (("ours", "peer"), ("theirs", "nginx")):
+        server = statistics.median(s for s, _ in split[(pair, n)])
+        clients = statistics.median(c for _, c in split[(pair, n)])
+        print(f"    {label:6}: server {server:.2f}, clients {clients:.2f} (medians)")
     report["clients"][n] = {"peer_seconds": ours, "nginx_curl_seconds": theirs, "ratio_of_medians": ratio,
                             "peer_cpu_seconds": cpus[("peer", n)], "nginx_curl_cpu_seconds": cpus[("nginx", n)]}
 # Every round of ours, warm-up included, fetched the whole file once per client.
