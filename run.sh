@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# The main job, for now: regenerate the deterministic 1 GiB seed, create its
-# torrent with `peer create`, check it against the committed
-# torrents/seed-1g.torrent, and show what it holds.
+# The main job: build everything, then measure how the time to hand one file
+# to N hosts grows with N, client-server (`peer serve` + N x `peer fetch`)
+# against peer-to-peer (`tracker` + `peer seed` + N x `peer download --seed`),
+# on this machine without root: every host is a process on 127.0.0.1 and
+# every link's 100 Mbit/s is emulated by peer's rate limits. A 64 MiB file,
+# N = 1, 2, 4, 6, one run (about 3 minutes); prints the table and leaves the
+# CSV, the Markdown tables, summary.json and plot.png in OUT.
 #
-# Usage: ./run.sh [WORKDIR]   (default: bench-data/, about 1 GiB of disk)
+# Usage: ./run.sh [OUT [experiment.py options...]]   (OUT defaults to bench-data/study)
+#   e.g. ./run.sh bench-data/study --runs 3 --size 100M
+# The study itself, in Mininet too: mininet/experiment.py (README, "The study").
 set -euo pipefail
 cd "$(dirname "$0")"
-work=${1:-bench-data}
-mkdir -p "$work"
+out=${1:-bench-data/study}
+shift || true
+py=/usr/bin/python3   # Debian's python3, the one apt-get's python3-matplotlib is for
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+can_install() { [ -z "$sudo" ] || sudo -n true 2>/dev/null; }
+apt_install() {
+  echo "run.sh: installing $*" >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+[ -x "$py" ] || { can_install && apt_install python3; } || { echo "run.sh: $py is missing (apt-get install python3)" >&2; exit 1; }
+command -v openssl >/dev/null || { can_install && apt_install openssl; } ||
+  { echo "run.sh: openssl is missing (apt-get install openssl); torrents/make-seed.sh needs it" >&2; exit 1; }
+if ! "$py" -c 'import matplotlib' 2>/dev/null; then
+  if can_install; then
+    apt_install python3-matplotlib || echo "run.sh: could not install python3-matplotlib: the table only, no plot" >&2
+  else
+    echo "run.sh: python3-matplotlib is missing and there is no root or sudo to install it:" \
+      "the table is printed, the plot is skipped" >&2
+  fi
+fi
 
 cargo build --release --bins --locked
-peer=target/release/peer
-seed="$work/seed-1g.bin"
-[ -f "$seed" ] || { echo "generating $seed"; bash torrents/make-seed.sh 1G "$seed"; }
-
-"$peer" create "$seed" --no-date --force -a http://127.0.0.1:6969/announce -o "$work/seed-1g.torrent"
-made=$("$peer" info --json "$work/seed-1g.torrent" | python3 -c 'import json,sys; print(json.load(sys.stdin)["info_hash"])')
-committed=$("$peer" info --json torrents/seed-1g.torrent | python3 -c 'import json,sys; print(json.load(sys.stdin)["info_hash"])')
-"$peer" info "$work/seed-1g.torrent"
-if [ "$made" = "$committed" ]; then
-  echo "OK: the regenerated seed matches torrents/seed-1g.torrent ($made)"
-else
-  echo "MISMATCH: regenerated $made, committed $committed" >&2
-  exit 1
-fi
+"$py" mininet/experiment.py --local --size 64M --peers 1,2,4,6 --runs 1 --bw 100 --out "$out" "$@"
