@@ -10,3 +10,4 @@ cargo build --release --bins --locked
 cargo test --release --workspace --locked
 # Every fuzz target builds and survives 20 s (fuzz/smoke.sh; installs cargo-fuzz if missing).
 bash fuzz/smoke.sh
+bash mininet/ci.sh   # the study: unit tests, then the quick preset for real on loopback and in Mininet (~30 s)
