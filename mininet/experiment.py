@@ -23,13 +23,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from study import bounds, config, plot, results  # noqa: E402
+from study import config, plot, results  # noqa: E402
 from study.procs import Registry  # noqa: E402
 from study.trial import Files, make_seed, run_trial  # noqa: E402
 

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from typing import List, Optional
 
 from . import bounds
