@@ -152,8 +152,10 @@ def draw(out: str, cfg_json: dict, records) -> None:
         print(f"note: {why_not}", file=sys.stderr)
         return
     where = "Mininet" if cfg_json["environment"] == "mininet" else "one machine, rate limits"
+    knobs = [f"--{k.replace('_', '-')} {cfg_json.get(k)}" for k in ("unchoke_slots", "seeder_unchoke_slots", "max_peers", "piece_length")
+             if cfg_json.get(k) not in (None, "auto")]
     title = (f"{config.format_size(cfg_json['size'])} to N hosts, {cfg_json['bw']:g} Mbit/s links ({where}), "
-             f"{cfg_json['runs']} run{'s' if cfg_json['runs'] > 1 else ''}")
+             f"{cfg_json['runs']} run{'s' if cfg_json['runs'] > 1 else ''}" + (f"\npeer {' '.join(knobs)}" if knobs else ""))
     plot.plot(os.path.join(out, "plot.png"), records, cfg_json["size"] * 8.0, cfg_json["bw"] * 1e6, title)
 
 
