@@ -16,10 +16,11 @@
 //! Choice of a new piece: among the `Missing` pieces the peer has, the first
 //! [`RANDOM_FIRST`] are chosen at random (to have something to trade soon),
 //! then the least available, random among equals. Partly downloaded pieces
-//! are always continued before a new one starts. When the peer has no
-//! `Missing` piece left, it joins requests already made by others (endgame),
-//! at most [`ENDGAME_COPIES`] requesters a block; the first copy to arrive
-//! wins, and the caller cancels the others.
+//! are always continued before a new one starts. Once no piece is `Missing`
+//! any more (every one is started somewhere), a peer with free request slots
+//! joins requests already made to others (endgame), at most
+//! [`ENDGAME_COPIES`] requesters a block; the first copy to arrive wins, and
+//! the caller cancels the others.
 //!
 //! After a piece fails its hash, it is downloaded again from one peer only
 //! (`exclusive`), so a second failure names the liar with certainty.
@@ -94,6 +95,8 @@ pub struct Picker {
     have: Bitfield,
     /// Pieces that failed their hash at least once.
     suspect: Vec<bool>,
+    /// Pieces in state `Missing`: endgame starts only when none is left.
+    missing: usize,
 }
 
 impl Picker {
@@ -109,6 +112,7 @@ impl Picker {
                 }
             })
             .collect();
+        let missing = count - have.count();
         Picker {
             geometry,
             states,
@@ -116,6 +120,7 @@ impl Picker {
             active: BTreeMap::new(),
             have,
             suspect: vec![false; count],
+            missing,
         }
     }
 
@@ -200,6 +205,7 @@ impl Picker {
                 break;
             };
             self.states[index as usize] = PieceState::Active;
+            self.missing -= 1;
             let blocks = vec![BlockState::Open; self.block_count(index)];
             let exclusive = self.suspect[index as usize];
             self.active.insert(
@@ -215,8 +221,10 @@ impl Picker {
             );
             self.take_open(index, peer, want, &mut out);
         }
-        // 3. Endgame: nothing left to start that this peer has.
-        if out.len() < want {
+        // 3. Endgame: every piece is started somewhere (none `Missing`). A
+        //    peer that merely has nothing new *for us* must not duplicate
+        //    requests: that wasted a third of a seeder's upload in the study.
+        if out.len() < want && self.missing == 0 {
             for (&index, piece) in self.active.iter_mut() {
                 if !has.get(index as usize) || piece.exclusive {
                     continue;
@@ -383,6 +391,7 @@ impl Picker {
         } else {
             self.states[i] = PieceState::Missing;
             self.suspect[i] = true;
+            self.missing += 1;
         }
     }
 }
