@@ -49,6 +49,9 @@ pub fn aria2(dir: &Path, torrent: &Path, seed_minutes: &str) -> KillOnDrop {
     let child = Command::new("aria2c")
         .arg(format!("--dir={}", dir.display()))
         .arg(format!("--seed-time={seed_minutes}"))
+        // No share-ratio limit (aria2c's default, 1.0, can end seeding early):
+        // only the seed time counts.
+        .arg("--seed-ratio=0.0")
         .args([
             "--check-integrity=true",
             "--enable-dht=false",

@@ -96,6 +96,20 @@ impl Tracker {
         serde_json::from_slice(&body).expect("/stats is JSON")
     }
 
+    /// Waits until the swarm `info_hash` counts `count` seeders: a seeder
+    /// announces only after checking its data, so this is "ready to serve".
+    pub fn wait_for_seeders(&self, info_hash: &str, count: u64, timeout: Duration) {
+        wait_for(
+            &format!("{count} seeder(s) in swarm {info_hash}"),
+            timeout,
+            || {
+                self.swarm(info_hash)
+                    .filter(|s| s["seeders"] == count)
+                    .map(|_| ())
+            },
+        );
+    }
+
     /// The `/stats` entry of one swarm, if it exists.
     pub fn swarm(&self, info_hash: &str) -> Option<serde_json::Value> {
         self.stats()["swarms"]

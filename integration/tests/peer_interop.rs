@@ -34,17 +34,9 @@ fn our_peer_downloads_from_transmission() {
         &fixture.data,
         &fixture.torrent,
     );
-    wait_for(
-        "Transmission to announce as a seeder",
-        Duration::from_secs(60),
-        || {
-            fixture
-                .tracker
-                .swarm(&fixture.info_hash)
-                .filter(|s| s["seeders"] == 1)
-                .map(|_| ())
-        },
-    );
+    fixture
+        .tracker
+        .wait_for_seeders(&fixture.info_hash, 1, Duration::from_secs(60));
     let out = fixture.out("ours");
     let summary = fixture
         .download(&out, &[])
@@ -79,17 +71,9 @@ fn transmission_downloads_from_our_peer() {
 fn our_peer_downloads_from_aria2() {
     let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
     let _aria = aria2(&fixture.data, &fixture.torrent, "10");
-    wait_for(
-        "aria2c to announce as a seeder",
-        Duration::from_secs(60),
-        || {
-            fixture
-                .tracker
-                .swarm(&fixture.info_hash)
-                .filter(|s| s["seeders"] == 1)
-                .map(|_| ())
-        },
-    );
+    fixture
+        .tracker
+        .wait_for_seeders(&fixture.info_hash, 1, Duration::from_secs(60));
     let out = fixture.out("ours");
     let summary = fixture
         .download(&out, &[])
@@ -150,16 +134,7 @@ fn our_peer_downloads_a_transmission_create_multi_file_torrent_from_transmission
         .to_owned();
 
     let _transmission = transmission(&dir.path().join("transmission"), &data, &torrent);
-    wait_for(
-        "Transmission to announce as a seeder",
-        Duration::from_secs(60),
-        || {
-            tracker
-                .swarm(&hash)
-                .filter(|s| s["seeders"] == 1)
-                .map(|_| ())
-        },
-    );
+    tracker.wait_for_seeders(&hash, 1, Duration::from_secs(60));
     let out = dir.path().join("ours");
     let mut ours = PeerProcess::start(
         Command::new(workspace_bin("peer"))

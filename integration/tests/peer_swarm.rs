@@ -18,12 +18,9 @@ fn one_seeder_and_five_leechers_all_complete_and_trade_among_themselves() {
     // The seeder's upload is limited, so a leecher finishes sooner by
     // trading with the others than by waiting on the seeder.
     let mut seeder = fixture.seed(&["--max-upload-rate", "8M"]);
-    wait_for("the seeder to announce", Duration::from_secs(20), || {
-        fixture
-            .tracker
-            .swarm(&fixture.info_hash)
-            .filter(|s| s["seeders"] == 1)
-    });
+    fixture
+        .tracker
+        .wait_for_seeders(&fixture.info_hash, 1, Duration::from_secs(20));
     let outs: Vec<_> = (0..5)
         .map(|i| fixture.out(&format!("leecher{i}")))
         .collect();

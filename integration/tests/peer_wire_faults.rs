@@ -331,7 +331,9 @@ fn a_lying_peer_is_banned_and_the_download_completes_from_honest_peers() {
     );
     assert_eq!(http_get(fixture.tracker.addr, &query).unwrap().0, 200);
     let _honest = fixture.seed(&["--max-upload-rate", "2M"]);
-    seeder_count(&fixture, 2);
+    fixture
+        .tracker
+        .wait_for_seeders(&fixture.info_hash, 2, Duration::from_secs(20));
 
     let out = fixture.out("leecher");
     let mut leecher = fixture.download(&out, &[]);
@@ -355,14 +357,4 @@ fn a_lying_peer_is_banned_and_the_download_completes_from_honest_peers() {
         1,
         "a banned peer is never dialled again"
     );
-}
-
-fn seeder_count(fixture: &Fixture, count: u64) {
-    wait_for("the seeders to announce", Duration::from_secs(20), || {
-        fixture
-            .tracker
-            .swarm(&fixture.info_hash)
-            .filter(|s| s["seeders"] == count)
-            .map(|_| ())
-    });
 }

@@ -33,16 +33,7 @@ fn aria2c_downloads_from_transmission_through_our_tracker() {
 
     let _seeder =
         integration::clients::transmission(&dir.path().join("transmission"), &seed_dir, &torrent);
-    wait_for(
-        "Transmission to announce as a seeder",
-        Duration::from_secs(60),
-        || {
-            tracker
-                .swarm(&hash)
-                .filter(|s| s["seeders"] == 1)
-                .map(|_| ())
-        },
-    );
+    tracker.wait_for_seeders(&hash, 1, Duration::from_secs(60));
 
     // aria2c announces `completed` only when it seeds after finishing (with
     // --seed-time=0 it goes straight to `stopped`): seed for 3 seconds.
