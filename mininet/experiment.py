@@ -54,8 +54,10 @@ def parse_args(argv):
     parser.add_argument("--switch", choices=["auto", "ovs", "lxbr"], default="auto",
                         help="Mininet switch: Open vSwitch if running, else the Linux bridge (default auto)")
     parser.add_argument("--piece-length", default="auto", help="for peer create (default auto)")
-    parser.add_argument("--unchoke-slots", type=int, help="passed to peer seed and peer download (peer's default: 4)")
+    parser.add_argument("--unchoke-slots", type=int, help="passed to peer seed and peer download (peer's default: 8)")
     parser.add_argument("--seeder-unchoke-slots", type=int, help="only for the seeder (default: as --unchoke-slots)")
+    parser.add_argument("--plain-seed", action="store_true",
+                        help="the seeder shows its whole bitfield (default: peer seed --super-seed, BEP 16)")
     parser.add_argument("--max-peers", type=int, help="passed to peer seed and peer download (peer's default: 50)")
     parser.add_argument("--timeout", type=float, help="seconds a trial may take (default 3 x the CS bound + 60)")
     parser.add_argument("--log-level", help="RUST_LOG for every process, e.g. peer=debug (logs under OUT/logs)")
@@ -130,6 +132,9 @@ def title_lines(cfg, notes, machine) -> list:
              if getattr(cfg, k) not in (None, "auto")]
     if knobs:
         lines.append("- peer options: " + " ".join(knobs))
+    if "p2p" in cfg.modes:
+        lines.append("- peer-to-peer seeder: " + ("`peer seed --super-seed` (BEP 16: each piece shown to one peer first)"
+                                                  if cfg.super_seed else "plain `peer seed` (its whole bitfield to every peer)"))
     lines += [f"- {note}" for note in notes]
     lines.append(f"- machine: {machine.get('cores')} cores ({machine.get('cpu', '?')}), {machine.get('memory', '?')},"
                  f" {machine.get('kernel')}; {machine.get('date')}")
@@ -154,6 +159,8 @@ def draw(out: str, cfg_json: dict, records) -> None:
     where = "Mininet" if cfg_json["environment"] == "mininet" else "one machine, rate limits"
     knobs = [f"--{k.replace('_', '-')} {cfg_json.get(k)}" for k in ("unchoke_slots", "seeder_unchoke_slots", "max_peers", "piece_length")
              if cfg_json.get(k) not in (None, "auto")]
+    if "p2p" in cfg_json["modes"]:
+        knobs += ["seed --super-seed"] if cfg_json.get("super_seed", False) else []
     title = (f"{config.format_size(cfg_json['size'])} to N hosts, {cfg_json['bw']:g} Mbit/s links ({where}), "
              f"{cfg_json['runs']} run{'s' if cfg_json['runs'] > 1 else ''}" + (f"\npeer {' '.join(knobs)}" if knobs else ""))
     plot.plot(os.path.join(out, "plot.png"), records, cfg_json["size"] * 8.0, cfg_json["bw"] * 1e6, title)
@@ -166,6 +173,7 @@ def report_only(folder: str) -> int:
         saved = json.load(data)
     host_rows = results.read_csv(os.path.join(folder, "hosts.csv"))
     run_rows = results.read_csv(os.path.join(folder, "runs.csv"))
+    saved["config"].setdefault("super_seed", False)  # results from before the option: a plain seeder
     cfg = config.Config(**saved["config"])
     notes = saved.get("notes", [])
     lines = title_lines(cfg, notes, saved["machine"])
@@ -185,7 +193,7 @@ def main(argv=None) -> int:
         print(f"experiment.py: {error}", file=sys.stderr)
         return 2
     cfg.cpu, cfg.switch, cfg.piece_length = args.cpu, args.switch, args.piece_length
-    cfg.seeder_unchoke_slots = args.seeder_unchoke_slots
+    cfg.seeder_unchoke_slots, cfg.super_seed = args.seeder_unchoke_slots, not args.plain_seed
     cfg.unchoke_slots, cfg.max_peers, cfg.timeout, cfg.log_level = args.unchoke_slots, args.max_peers, args.timeout, args.log_level
     peer, tracker = os.path.join(args.bin, "peer"), os.path.join(args.bin, "tracker")
     for binary in (peer, tracker):

@@ -58,8 +58,19 @@ fn our_peer_downloads_from_transmission() {
 
 #[test]
 fn transmission_downloads_from_our_peer() {
+    transmission_downloads_from_our_seeder(&[]);
+}
+
+/// A super-seeder shows its pieces a few at a time, with `have`s instead of a
+/// bitfield: a standard client must still get the whole file from it alone.
+#[test]
+fn transmission_downloads_from_our_super_seeder() {
+    transmission_downloads_from_our_seeder(&["--super-seed"]);
+}
+
+fn transmission_downloads_from_our_seeder(seeder_args: &[&str]) {
     let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
-    let mut seeder = fixture.seed(&[]);
+    let mut seeder = fixture.seed(seeder_args);
     let out = fixture.out("transmission-data");
     let _transmission = transmission(&fixture.out("transmission"), &out, &fixture.torrent);
     wait_until_identical(

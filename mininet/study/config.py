@@ -87,6 +87,7 @@ class Config:
     piece_length: str = "auto"
     unchoke_slots: Optional[int] = None
     seeder_unchoke_slots: Optional[int] = None
+    super_seed: bool = True  # the seeder runs `peer seed --super-seed`
     max_peers: Optional[int] = None
     timeout: Optional[float] = None
     log_level: Optional[str] = None

@@ -176,6 +176,8 @@ def _knobs(cfg, seeder: bool) -> List[str]:
     knobs = ["--unchoke-slots", str(slots)] if slots else []
     if cfg.max_peers:
         knobs += ["--max-peers", str(cfg.max_peers)]
+    if seeder and getattr(cfg, "super_seed", False):
+        knobs.append("--super-seed")
     return knobs
 
 

@@ -4,6 +4,7 @@
 //! - [`storage`]: pieces to files, positional I/O, the resume check;
 //! - [`picker`]: which blocks to ask whom for (pure, rarest first);
 //! - [`choke`]: whom to upload to (pure);
+//! - [`superseed`]: which pieces an initial seeder shows each peer (pure, BEP 16);
 //! - [`tracker_client`]: HTTP announces with tier failover;
 //! - [`session`]: one peer connection (handshake, codec, requests, uploads);
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
@@ -16,5 +17,6 @@ pub mod picker;
 pub mod session;
 pub mod shared;
 pub mod storage;
+pub mod superseed;
 pub mod torrent;
 pub mod tracker_client;

@@ -164,6 +164,11 @@ impl Picker {
         }
     }
 
+    /// Connected peers that have piece `index`.
+    pub fn availability(&self, index: usize) -> u32 {
+        self.availability.get(index).copied().unwrap_or(0)
+    }
+
     pub fn add_have(&mut self, index: u32) {
         if let Some(count) = self.availability.get_mut(index as usize) {
             *count += 1;
@@ -280,31 +285,16 @@ impl Picker {
             .ones()
             .filter(|&i| self.states[i] == PieceState::Missing);
         let random_phase = self.have.count() + self.active.len() < RANDOM_FIRST;
-        // One pass: the least available, uniformly random among equals
-        // (reservoir sampling); in the random phase every candidate is equal.
-        let mut best: Option<(u32, usize)> = None;
-        let mut ties = 0u32;
-        for index in candidates {
+        // The least available; in the random phase every candidate is equal.
+        let keyed = candidates.map(|index| {
             let rarity = if random_phase {
                 0
             } else {
                 self.availability[index]
             };
-            match best {
-                Some((least, _)) if rarity > least => {}
-                Some((least, _)) if rarity == least => {
-                    ties += 1;
-                    if rng.random_range(0..ties) == 0 {
-                        best = Some((rarity, index));
-                    }
-                }
-                _ => {
-                    best = Some((rarity, index));
-                    ties = 1;
-                }
-            }
-        }
-        best.map(|(_, index)| index as u32)
+            (rarity, index)
+        });
+        least_at_random(keyed, rng).map(|index| index as u32)
     }
 
     /// Stores a block from `peer`. `data` must be the block `block` (the codec
@@ -394,6 +384,32 @@ impl Picker {
             self.missing += 1;
         }
     }
+}
+
+/// The item with the least key, uniformly random among equals, in one pass
+/// (reservoir sampling).
+pub fn least_at_random<K: Ord, R: Rng>(
+    items: impl Iterator<Item = (K, usize)>,
+    rng: &mut R,
+) -> Option<usize> {
+    let mut best: Option<(K, usize)> = None;
+    let mut ties = 0u32;
+    for (key, item) in items {
+        match &best {
+            Some((least, _)) if key > *least => {}
+            Some((least, _)) if key == *least => {
+                ties += 1;
+                if rng.random_range(0..ties) == 0 {
+                    best = Some((key, item));
+                }
+            }
+            _ => {
+                best = Some((key, item));
+                ties = 1;
+            }
+        }
+    }
+    best.map(|(_, item)| item)
 }
 
 /// The address of block number `block` of piece `index`.

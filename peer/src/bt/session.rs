@@ -269,12 +269,18 @@ impl Session {
             self.uploads.clone(),
         ));
 
-        let (bitfield, cursor) = {
+        let (bitfield, cursor, super_seeding) = {
             let state = self.shared.state();
-            (state.picker.have().clone(), state.have_log.len())
+            (
+                state.picker.have().clone(),
+                state.have_log.len(),
+                state.offers.is_some(),
+            )
         };
         self.have_cursor = cursor;
-        if bitfield.count() > 0 {
+        if super_seeding {
+            self.offer().await?; // `have`s for a few pieces instead of the bitfield
+        } else if bitfield.count() > 0 {
             self.send(Message::Bitfield(bitfield)).await?;
         }
         let mut haves = self.shared.have_count.subscribe();
@@ -343,7 +349,32 @@ impl Session {
         } else {
             Message::Unchoke
         })
-        .await
+        .await?;
+        self.offer().await
+    }
+
+    /// Super-seeding: tells the peer, with `have`, of the pieces newly
+    /// offered to it (see `superseed`). Nothing when not super-seeding.
+    async fn offer(&mut self) -> Result<(), SessionError> {
+        let tell = {
+            let mut state = self.shared.state();
+            let state = &mut *state;
+            let Some(offers) = state.offers.as_mut() else {
+                return Ok(());
+            };
+            let picker = &state.picker;
+            offers.top_up(
+                self.key,
+                &self.peer_has,
+                !self.we_choke,
+                |index| picker.availability(index),
+                &mut state.rng,
+            )
+        };
+        for index in tell {
+            self.send(Message::Have(index)).await?;
+        }
+        Ok(())
     }
 
     /// Tells the peer about pieces verified since the last call, and
@@ -438,6 +469,7 @@ impl Session {
                     return Err(SessionError::Protocol("both sides are seeders"));
                 }
                 self.update_interest().await?;
+                self.offer().await?;
             }
             Message::Have(index) => {
                 if self.peer_has.set(index as usize) {
@@ -446,6 +478,7 @@ impl Session {
                 if !self.am_interested && self.shared.state().picker.wants(index) {
                     self.update_interest().await?;
                 }
+                self.offer().await?;
             }
             Message::Choke => {
                 self.peer_choking = true;

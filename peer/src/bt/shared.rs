@@ -30,6 +30,7 @@ use tracing::{error, info, warn};
 use super::{
     picker::{CompletePiece, PeerKey, Picker},
     storage::Storage,
+    superseed::Offers,
 };
 use crate::rate::RateLimiter;
 
@@ -83,6 +84,8 @@ pub struct State {
     pub banned_addrs: HashSet<SocketAddr>,
     /// Distinct peers that sent us at least one wanted block.
     pub senders: HashSet<PeerId>,
+    /// Super-seeding: what each peer was shown (`None`: a plain bitfield).
+    pub offers: Option<Offers>,
     pub rng: StdRng,
 }
 
@@ -129,6 +132,8 @@ pub struct Limits {
     pub download_rate: Option<u64>,
     pub max_peers: usize,
     pub unchoke_slots: usize,
+    /// Super-seed (BEP 16) while we have every piece.
+    pub super_seed: bool,
 }
 
 impl Shared {
@@ -142,6 +147,8 @@ impl Shared {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let complete = have.is_complete();
+        let offers = (limits.super_seed && complete)
+            .then(|| Offers::new(geometry.piece_count as usize, geometry.piece_length));
         Arc::new(Shared {
             info_hash,
             our_id,
@@ -157,6 +164,7 @@ impl Shared {
                 banned_ids: HashSet::new(),
                 banned_addrs: HashSet::new(),
                 senders: HashSet::new(),
+                offers,
                 rng: StdRng::from_os_rng(),
             }),
             have_count: watch::Sender::new(0),
@@ -226,6 +234,9 @@ impl Shared {
         state.picker.release(key);
         state.picker.remove_availability(had);
         state.peers.remove(&key);
+        if let Some(offers) = state.offers.as_mut() {
+            offers.remove(key);
+        }
     }
 
     /// Hashes and writes a complete piece off the async runtime, then records

@@ -45,6 +45,8 @@ pub struct Settings {
     /// Keep seeding after the download completes (until cancelled).
     pub keep_seeding: bool,
     pub unchoke_slots: usize,
+    /// Super-seed (BEP 16): show each peer only pieces chosen for it.
+    pub super_seed: bool,
 }
 
 #[derive(Debug, Error)]
@@ -136,6 +138,7 @@ pub async fn run(
         download_rate: settings.download_rate,
         max_peers: settings.max_peers,
         unchoke_slots: settings.unchoke_slots,
+        super_seed: settings.super_seed,
     };
     let shared = Shared::new(
         meta.info_hash,

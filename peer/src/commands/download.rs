@@ -29,7 +29,9 @@ pub struct PeerOptions {
     #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
     max_upload_rate: Option<u64>,
     /// Peers unchoked at once: the fastest ones plus one optimistic slot.
-    #[arg(long, default_value_t = 4)]
+    /// 8, as libtorrent's default: with the classic 4, a peer that became
+    /// interested last waits a whole 10 s round in a small swarm.
+    #[arg(long, default_value_t = 8)]
     unchoke_slots: usize,
 }
 
@@ -58,6 +60,11 @@ pub struct SeedArgs {
     /// Directory holding the torrent's data (as `peer download --output` would leave it).
     #[arg(short, long)]
     data: PathBuf,
+    /// Super-seed (BEP 16), for the first seeder of a new swarm: show each
+    /// peer only a few pieces chosen for it, so that every piece leaves this
+    /// seeder about once and the leechers trade the rest among themselves.
+    #[arg(long)]
+    super_seed: bool,
     #[command(flatten)]
     peer: PeerOptions,
 }
@@ -126,6 +133,7 @@ fn settings(options: &PeerOptions, download_rate: Option<u64>, keep_seeding: boo
         download_rate,
         keep_seeding,
         unchoke_slots: options.unchoke_slots.max(1),
+        super_seed: false,
     }
 }
 
@@ -189,7 +197,10 @@ pub fn seed(args: SeedArgs) -> Result<(), Failure> {
         }
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
-        let seeding = settings(&args.peer, None, true);
+        let seeding = Settings {
+            super_seed: args.super_seed,
+            ..settings(&args.peer, None, true)
+        };
         let outcome = torrent::run(
             started,
             &meta,
