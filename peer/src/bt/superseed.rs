@@ -91,7 +91,7 @@ impl Offers {
         // A choked peer gives back what it cannot download from us now.
         while entry.open.len() > target {
             if let Some(index) = entry.open.pop() {
-                self.offered[index as usize] -= 1;
+                self.offered[index as usize] = self.offered[index as usize].saturating_sub(1);
             }
         }
         let mut tell = Vec::new();
@@ -116,7 +116,7 @@ impl Offers {
     pub fn withdraw(&mut self, peer: PeerKey) {
         if let Some(entry) = self.peers.get_mut(&peer) {
             for index in entry.open.drain(..) {
-                self.offered[index as usize] -= 1;
+                self.offered[index as usize] = self.offered[index as usize].saturating_sub(1);
             }
         }
     }
