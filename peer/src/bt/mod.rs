@@ -2,7 +2,8 @@
 //!
 //! Layers, each readable alone:
 //! - [`storage`]: pieces to files, positional I/O, the resume check;
-//! - [`picker`]: which blocks to ask whom for (pure, rarest first);
+//! - [`picker`]: which blocks to ask whom for (pure, rarest first), with
+//!   [`buffers`], the piece buffers it reuses;
 //! - [`choke`]: whom to upload to (pure);
 //! - [`superseed`]: which pieces an initial seeder shows each peer (pure, BEP 16);
 //! - [`tracker_client`]: HTTP announces with tier failover;
@@ -12,6 +13,7 @@
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
 
+pub mod buffers;
 pub mod choke;
 pub mod picker;
 pub mod session;

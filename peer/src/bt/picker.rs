@@ -33,6 +33,8 @@ use common::{
 };
 use rand::Rng;
 
+use super::buffers::PieceBuffers;
+
 /// A connected peer, as the coordinator numbers them.
 pub type PeerKey = u64;
 
@@ -97,6 +99,8 @@ pub struct Picker {
     suspect: Vec<bool>,
     /// Pieces in state `Missing`: endgame starts only when none is left.
     missing: usize,
+    /// Buffers of verified pieces, for the next ones ([`Picker::recycle`]).
+    buffers: PieceBuffers,
 }
 
 impl Picker {
@@ -121,6 +125,7 @@ impl Picker {
             have,
             suspect: vec![false; count],
             missing,
+            buffers: PieceBuffers::default(),
         }
     }
 
@@ -323,7 +328,8 @@ impl Picker {
             BlockState::Requested(peers) => peers.into_iter().filter(|&p| p != peer).collect(),
         };
         if piece.buffer.is_empty() {
-            piece.buffer = vec![0; self.geometry.piece_size(block.index).unwrap_or(0) as usize];
+            let size = self.geometry.piece_size(block.index).unwrap_or(0) as usize;
+            piece.buffer = self.buffers.take(size);
         }
         let begin = block.begin as usize;
         piece.buffer[begin..begin + data.len()].copy_from_slice(data);
@@ -367,6 +373,12 @@ impl Picker {
                 piece.owner = None;
             }
         }
+    }
+
+    /// Takes back the buffer of a piece handed out by [`Picker::received`],
+    /// once it is hashed and written, to assemble another piece in.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        self.buffers.give(buffer);
     }
 
     /// Records the hash check of a piece handed out by [`Picker::received`].

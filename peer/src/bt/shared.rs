@@ -250,7 +250,6 @@ impl Shared {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let outcome = shared.storage.verify_and_write(piece.index, &piece.data);
-            drop(piece.data);
             let ok = match outcome {
                 Ok(ok) => ok,
                 Err(e) => {
@@ -262,6 +261,7 @@ impl Shared {
             };
             let mut state = shared.state();
             state.picker.verified(piece.index, ok);
+            state.picker.recycle(piece.data);
             if ok {
                 state.have_log.push(piece.index);
                 let count = state.have_log.len();

@@ -11,6 +11,11 @@
 //! `O_NOFOLLOW`, so the download directory cannot be escaped through a link
 //! planted inside it.
 //!
+//! Writes go one at a time ([`Storage::write_at`] holds a mutex): the kernel
+//! serializes writes to one file anyway (the inode lock), and a writer
+//! waiting there spins on a CPU the network and the hashing need. Reads and
+//! hashing stay parallel.
+//!
 //! Only verified pieces are written (the caller hashes first), so whatever is
 //! on disk is either a whole verified piece or untouched; a restart finds
 //! what it has by hashing ([`Storage::verify_existing`]).
@@ -20,6 +25,7 @@ use std::{
     io,
     os::unix::fs::{FileExt, OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::Mutex,
 };
 
 use common::{bitfield::Bitfield, metainfo::Info};
@@ -59,6 +65,8 @@ pub struct Storage {
     piece_length: u64,
     total_length: u64,
     hashes: Vec<[u8; 20]>,
+    /// Held while writing (see the module documentation).
+    writing: Mutex<()>,
 }
 
 /// Checks that no existing component of `relative` below `root` is a link.
@@ -128,6 +136,7 @@ impl Storage {
             piece_length: info.piece_length,
             total_length: info.total_length,
             hashes: info.pieces.clone(),
+            writing: Mutex::new(()),
         })
     }
 
@@ -187,6 +196,8 @@ impl Storage {
 
     /// Writes `data` at torrent offset `offset`.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        // Nothing is left half-done under the lock, so a poisoned one is usable.
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         self.segments(offset, data.len() as u64, |file, at, range| {
             file.handle
                 .write_all_at(&data[range], at)
