@@ -93,10 +93,21 @@ run_leecher() {
   local label=$1 out=$2 file=$3
   shift 4
   local start end
+  warm_out_dir
   start=$(date +%s.%N)
   /usr/bin/time -f "%M" -o "$tmp/rss" "$@" >/dev/null 2>"$tmp/leecher.err" || { echo "$label: leecher failed:" >&2; tail -5 "$tmp/leecher.err" >&2; }
   end=$(date +%s.%N)
   record "$label" "$start" "$end" "$(tail -n 1 "$tmp/rss")" "$out/$file"
+}
+# Every leecher starts on the same footing: a file of the torrent's size is
+# written into OUT_DIR and deleted just before it starts. On a VM that hands
+# freed memory back to its host (free page reporting; seen on the development
+# VM), pages that were not used for a few seconds cost 3-4 s per GiB to touch
+# again, dd included, so without this the leecher's time depends on how long
+# ago something else freed memory, not on the client.
+warm_out_dir() {
+  dd if=/dev/zero of="$outs/warm" bs=1M count=$((bytes >> 20)) status=none
+  rm -f "$outs/warm"
 }
 record() { # label start end rss_kib file
   local ok=no
@@ -182,6 +193,7 @@ if wants transmission && [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
   wait_ns "any(x['seeders'] > 0 for x in s['swarms'])"
   printf '#!/bin/sh\ntouch %s/tr-done\n' "$tmp" >"$tmp/done.sh"; chmod +x "$tmp/done.sh"
   rm -rf "$out" "$tmp/tr-done"; mkdir -p "$out"
+  warm_out_dir
   start=$(date +%s.%N)
   /usr/bin/time -f "%M" -o "$tmp/rss" ip netns exec bt-b transmission-cli -g "$tmp/tr-leech" -w "$out" -p 51413 -et -M \
     -f "$tmp/done.sh" "$ns_torrent" >/dev/null 2>&1 & timer=$!; pids+=($timer)
