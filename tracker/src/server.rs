@@ -1,0 +1,375 @@
+//! Serving: the accept loop, the connection limit, graceful shutdown, and
+//! which path each connection takes.
+//!
+//! Announces arrive one per connection, so what a connection costs is what
+//! the tracker's rate is made of, and most of that is in the kernel. The
+//! loop accepts with mio, without registering the socket with the reactor,
+//! and reads at once: a client sends its request as soon as it is connected,
+//! so under load the request is usually there already. If those bytes are a
+//! whole `GET /announce` that asks to close ([`crate::fast`]), the reply is
+//! written and the socket closed right there: four system calls (accept,
+//! read, write, close), no task, no allocation. A connection with nothing to
+//! read yet gets a task that waits for its first bytes and then does the
+//! same. Every other connection (another route, keep-alive, a partial head)
+//! goes to hyper and axum with whatever was read put back in front
+//! ([`Prefixed`]), so it is served exactly as if hyper had read it.
+//!
+//! Shutdown: stop accepting, tell the connections still waiting for their
+//! first bytes to close, let hyper finish the requests in flight (at most
+//! five seconds). A waiting connection holds a graceful-shutdown watcher, so
+//! the wait covers it too.
+//!
+//! The fast path is synchronous and short (parse, one shard lock, encode),
+//! and the loop handles at most [`ACCEPT_BATCH`] connections before yielding,
+//! so hyper's connections and the sweeper still get their turn.
+
+use std::{
+    future::Future,
+    io::{self, Read, Write},
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{extract::ConnectInfo, Router};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::{GracefulShutdown, Watcher},
+};
+use tokio::{
+    io::{unix::AsyncFd, AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpListener,
+    sync::{watch, OwnedSemaphorePermit, Semaphore},
+};
+use tower::ServiceExt;
+use tracing::{debug, info};
+
+use crate::{app, fast, AppState};
+
+/// Most connections served at once; beyond it new connections are closed
+/// at once rather than queued, so a flood cannot exhaust memory or file
+/// descriptors.
+pub const MAX_CONNECTIONS: usize = 8192;
+/// A client must send its request headers within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections accepted in a row before the loop yields to other tasks.
+const ACCEPT_BATCH: usize = 32;
+/// Bytes of the first read: a request head of up to [`MAX_QUERY_BYTES`]
+/// of query and a few headers. A longer head is hyper's.
+///
+/// [`MAX_QUERY_BYTES`]: common::tracker_proto::query::MAX_QUERY_BYTES
+const FIRST_READ: usize = 16 * 1024;
+/// Bytes of the first read of a connection that had to wait for it: enough
+/// for any real announce; a longer head goes on to hyper.
+const WAITED_READ: usize = 4096;
+
+/// Serves on `listener` until `shutdown` completes, then finishes the
+/// requests in flight (for at most five seconds). Expired peers are swept
+/// every few seconds meanwhile.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let sweeper = tokio::spawn(sweep_expired(state.clone()));
+    let served = accept_loop(listener, state, shutdown).await;
+    sweeper.abort();
+    let _ = sweeper.await;
+    info!("tracker stopped");
+    served
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let listener = mio::net::TcpListener::from_std(listener.into_std()?);
+    // SAFETY: `register` needs the descriptor to stay open and the same for
+    // the `AsyncFd`'s lifetime. The mio listener owns it, closes it only when
+    // dropped (after the `AsyncFd` lets go of it), and never replaces it.
+    let listener = unsafe { AsyncFd::register(listener) }.map_err(io::Error::from)?;
+    let mut connections = Connections {
+        router: app(state.clone()),
+        state,
+        graceful: GracefulShutdown::new(),
+        closing: watch::Sender::new(()),
+        slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        input: vec![0; FIRST_READ].into_boxed_slice(),
+        body: Vec::new(),
+        reply: Vec::new(),
+    };
+    tokio::pin!(shutdown);
+    'serving: loop {
+        let mut ready = tokio::select! {
+            ready = listener.readable() => ready?,
+            _ = &mut shutdown => break,
+        };
+        for _ in 0..ACCEPT_BATCH {
+            match ready.get_inner().accept() {
+                Ok((stream, remote)) => connections.take(stream, remote),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready.clear_ready();
+                    continue 'serving;
+                }
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before
+                    // accept: wait a moment rather than spin.
+                    debug!("accept failed: {e}");
+                    drop(ready);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue 'serving;
+                }
+            }
+        }
+        drop(ready);
+        tokio::task::yield_now().await;
+    }
+    drop(listener);
+    let _ = connections.closing.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.graceful.shutdown()).await;
+    Ok(())
+}
+
+/// What the accept loop needs per connection, and its reused buffers.
+struct Connections {
+    state: Arc<AppState>,
+    router: Router,
+    graceful: GracefulShutdown,
+    /// Tells connections still waiting for their first bytes to give up.
+    closing: watch::Sender<()>,
+    slots: Arc<Semaphore>,
+    /// The first read of each connection.
+    input: Box<[u8]>,
+    /// The fast path's bencoded body and whole response.
+    body: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Connections {
+    /// Answers a closing announce on the spot; a connection with nothing to
+    /// read yet waits in a task of its own; anything else goes to hyper.
+    fn take(&mut self, stream: mio::net::TcpStream, remote: SocketAddr) {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return; // over the limit: the stream is dropped, closing it
+        };
+        let read = match (&stream).read(&mut self.input) {
+            Ok(0) => return, // the client hung up
+            Ok(n) => &self.input[..n],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return self.wait_for_request(stream, remote, permit);
+            }
+            Err(_) => return,
+        };
+        if fast::announce(&self.state, remote, read, &mut self.body, &mut self.reply) {
+            let written = match (&stream).write(&self.reply) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(_) => return,
+            };
+            if written < self.reply.len() {
+                // A long reply (dictionary peers) and a full socket buffer.
+                let rest = self.reply[written..].to_vec();
+                if let Ok(stream) = tokio_stream(stream) {
+                    tokio::spawn(write_and_close(stream, rest, permit));
+                }
+            }
+            return; // dropping the stream closes it
+        }
+        let read = read.to_vec();
+        if let Ok(stream) = tokio_stream(stream) {
+            let watcher = self.graceful.watcher();
+            serve_with_hyper(stream, remote, read, permit, self.router.clone(), watcher);
+        }
+    }
+
+    /// A client connected but has not sent its request yet: a task waits for
+    /// it (up to [`HEADER_TIMEOUT`], or until shutdown), then takes the fast
+    /// path or hyper's as [`Connections::take`] would have.
+    fn wait_for_request(
+        &self,
+        stream: mio::net::TcpStream,
+        remote: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let Ok(stream) = tokio_stream(stream) else {
+            return;
+        };
+        let state = self.state.clone();
+        let router = self.router.clone();
+        // Held until the connection is done, so shutdown waits for it.
+        let watcher = self.graceful.watcher();
+        let mut closing = self.closing.subscribe();
+        tokio::spawn(async move {
+            let mut input = vec![0; WAITED_READ];
+            let first = async {
+                loop {
+                    stream.readable().await?;
+                    match stream.try_read(&mut input) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        read => return read,
+                    }
+                }
+            };
+            let n = tokio::select! {
+                read = tokio::time::timeout(HEADER_TIMEOUT, first) => match read {
+                    Ok(Ok(n)) if n > 0 => n,
+                    _ => return, // silent, hung up or failed
+                },
+                _ = closing.changed() => return,
+            };
+            input.truncate(n);
+            let (mut body, mut reply) = (Vec::new(), Vec::new());
+            if fast::announce(&state, remote, &input, &mut body, &mut reply) {
+                write_and_close(stream, reply, permit).await;
+            } else {
+                serve_with_hyper(stream, remote, input, permit, router, watcher);
+            }
+        });
+    }
+}
+
+/// Writes `reply` and closes the connection, giving up after [`HEADER_TIMEOUT`].
+async fn write_and_close(
+    mut stream: tokio::net::TcpStream,
+    reply: Vec<u8>,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = tokio::time::timeout(HEADER_TIMEOUT, stream.write_all(&reply)).await;
+    drop(permit);
+}
+
+/// Serves the connection with hyper and axum in a task, `read` first.
+fn serve_with_hyper(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    read: Vec<u8>,
+    permit: OwnedSemaphorePermit,
+    router: Router,
+    watcher: Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            router.clone().oneshot(request)
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(Prefixed::new(read, stream)), service);
+    let connection = watcher.watch(connection);
+    tokio::spawn(async move {
+        let _ = connection.await;
+        drop(permit);
+    });
+}
+
+/// Registers an accepted socket with tokio's reactor.
+fn tokio_stream(stream: mio::net::TcpStream) -> io::Result<tokio::net::TcpStream> {
+    tokio::net::TcpStream::from_std(std::net::TcpStream::from(stream))
+}
+
+/// A stream whose first bytes were already read: reads return them first,
+/// then the stream's own. Writes go straight to the stream.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    consumed: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Prefixed {
+            prefix,
+            consumed: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let rest = &this.prefix[this.consumed..];
+        if rest.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        this.consumed += n;
+        if this.consumed == this.prefix.len() {
+            this.prefix = Vec::new(); // free it for the connection's lifetime
+            this.consumed = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+async fn sweep_expired(state: Arc<AppState>) {
+    let period = Duration::from_secs(u64::from(state.config.interval.clamp(1, 30)));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        let removed = state.swarms.expire(state.now(), state.peer_timeout());
+        if removed > 0 {
+            debug!(removed, "expired silent peers");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_prefixed_stream_reads_the_prefix_then_the_stream() {
+        let (mut near, far) = tokio::io::duplex(64);
+        near.write_all(b" world").await.unwrap();
+        drop(near);
+        let mut stream = Prefixed::new(b"hello".to_vec(), far);
+        let mut small = [0; 3];
+        stream.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"hel");
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "lo world");
+    }
+}
