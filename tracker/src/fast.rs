@@ -109,10 +109,15 @@ fn announce_query(target: &str) -> Option<&str> {
         "" => "",
         rest => rest.strip_prefix('?')?,
     };
-    query
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:@/?".contains(&b))
-        .then_some(query)
+    query.bytes().all(is_query_byte).then_some(query)
+}
+
+/// RFC 3986's unreserved, sub-delims, ':', '@', '/', '?' and '%'.
+fn is_query_byte(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%'
+        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        | b':' | b'@' | b'/' | b'?')
 }
 
 /// The `date` header's value (IMF-fixdate, 29 bytes), formatted once a
