@@ -91,6 +91,9 @@ async fn accept_loop(
     // the `AsyncFd`'s lifetime. The mio listener owns it, closes it only when
     // dropped (after the `AsyncFd` lets go of it), and never replaces it.
     let listener = unsafe { AsyncFd::register(listener) }.map_err(io::Error::from)?;
+    if let Err(e) = defer_accept(listener.get_ref(), HEADER_TIMEOUT) {
+        debug!("TCP_DEFER_ACCEPT: {e}");
+    }
     let mut connections = Connections {
         router: app(state.clone()),
         state,
@@ -265,6 +268,36 @@ fn serve_with_hyper(
         let _ = connection.await;
         drop(permit);
     });
+}
+
+/// Asks the kernel to queue a connection for accept only once its first
+/// bytes have arrived (or `wait` has passed, when it is queued anyway), so
+/// the accept loop's first read nearly always finds the request; without it,
+/// under load a quarter of the connections needed a task to wait.
+#[cfg(target_os = "linux")]
+fn defer_accept(listener: &impl std::os::fd::AsRawFd, wait: Duration) -> io::Result<()> {
+    let seconds = libc::c_int::try_from(wait.as_secs()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `listener` holds an open socket; the option's value is an int,
+    // passed by a pointer valid for the call with its exact size.
+    let result = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&seconds).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn defer_accept(_: &impl std::os::fd::AsRawFd, _: Duration) -> io::Result<()> {
+    Ok(())
 }
 
 /// Registers an accepted socket with tokio's reactor.
