@@ -38,6 +38,7 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::{GracefulShutdown, Watcher},
 };
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::{
     io::{unix::AsyncFd, AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::TcpListener,
@@ -54,6 +55,8 @@ use crate::{app, fast, AppState};
 pub const MAX_CONNECTIONS: usize = 8192;
 /// A client must send its request headers within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pending connections the kernel keeps per listening socket.
+pub const BACKLOG: i32 = 4096;
 /// Connections accepted in a row before the loop yields to other tasks.
 const ACCEPT_BATCH: usize = 32;
 /// Bytes of the first read: a request head of up to [`MAX_QUERY_BYTES`]
@@ -74,14 +77,40 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let sweeper = tokio::spawn(sweep_expired(state.clone()));
-    let served = accept_loop(listener, state, shutdown).await;
+    let served = serve_connections(listener, state, shutdown).await;
     sweeper.abort();
     let _ = sweeper.await;
     info!("tracker stopped");
     served
 }
 
-async fn accept_loop(
+/// Listening sockets for `count` accept loops on `addr`, one per thread,
+/// each with a backlog of [`BACKLOG`]. With more than one, they share the
+/// port with SO_REUSEPORT and the kernel spreads connections over them, so
+/// no two threads contend for one accept queue. With port 0 the first
+/// socket picks the port and the others take the same.
+pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut addr = addr;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if count > 1 {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        let listener = std::net::TcpListener::from(socket);
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// The accept loop alone, without the sweeper: [`serve`] runs one, and a
+/// server with an accept loop per thread runs this on the others.
+pub async fn serve_connections(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
@@ -375,7 +404,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     }
 }
 
-async fn sweep_expired(state: Arc<AppState>) {
+/// Drops peers silent for longer than the interval and grace, every few
+/// seconds, forever; one per server.
+pub async fn sweep_expired(state: Arc<AppState>) {
     let period = Duration::from_secs(u64::from(state.config.interval.clamp(1, 30)));
     let mut ticker = tokio::time::interval(period);
     loop {
@@ -391,6 +422,20 @@ async fn sweep_expired(state: Arc<AppState>) {
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn listeners_for_several_threads_share_one_port() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        assert_eq!(ports.len(), 3);
+        assert!(
+            ports[0] != 0 && ports.iter().all(|&p| p == ports[0]),
+            "{ports:?}"
+        );
+    }
 
     #[tokio::test]
     async fn a_prefixed_stream_reads_the_prefix_then_the_stream() {
