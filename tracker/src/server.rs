@@ -4,15 +4,20 @@
 //! Announces arrive one per connection, so what a connection costs is what
 //! the tracker's rate is made of, and most of that is in the kernel. The
 //! loop accepts with mio, without registering the socket with the reactor,
-//! and reads at once: a client sends its request as soon as it is connected,
-//! so under load the request is usually there already. If those bytes are a
+//! and reads at once: with `TCP_DEFER_ACCEPT` the kernel queues a connection
+//! for accept only once its first bytes are there. If those bytes are a
 //! whole `GET /announce` that asks to close ([`crate::fast`]), the reply is
 //! written and the socket closed right there: four system calls (accept,
 //! read, write, close), no task, no allocation. A connection with nothing to
 //! read yet gets a task that waits for its first bytes and then does the
 //! same. Every other connection (another route, keep-alive, a partial head)
 //! goes to hyper and axum with whatever was read put back in front
-//! ([`Prefixed`]), so it is served exactly as if hyper had read it.
+//! (`Prefixed`), so it is served exactly as if hyper had read it.
+//!
+//! Threads: one accept loop per thread, each on its own listening socket
+//! ([`bind`], `SO_REUSEPORT`) in a single-threaded runtime; a connection is
+//! served where it was accepted. [`serve`] adds the sweeper; the other
+//! threads run [`serve_connections`].
 //!
 //! Shutdown: stop accepting, tell the connections still waiting for their
 //! first bytes to close, let hyper finish the requests in flight (at most
@@ -20,7 +25,7 @@
 //! the wait covers it too.
 //!
 //! The fast path is synchronous and short (parse, one shard lock, encode),
-//! and the loop handles at most [`ACCEPT_BATCH`] connections before yielding,
+//! and the loop handles at most `ACCEPT_BATCH` connections before yielding,
 //! so hyper's connections and the sweeper still get their turn.
 
 use std::{
@@ -190,7 +195,12 @@ impl Connections {
         let read = match (&stream).read(&mut self.input) {
             Ok(0) => return, // the client hung up
             Ok(n) => &self.input[..n],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
                 return self.wait_for_request(stream, remote, permit);
             }
             Err(_) => return,
