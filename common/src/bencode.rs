@@ -115,18 +115,40 @@ impl Writer {
         }
     }
 
+    /// Writes after what `buf` already holds, so a server can reuse one
+    /// buffer for every reply; [`Writer::finish`] gives it back.
+    pub fn appending(buf: Vec<u8>) -> Self {
+        Writer { buf }
+    }
+
     pub fn int(&mut self, value: i64) -> &mut Self {
         self.buf.push(b'i');
-        self.buf.extend_from_slice(value.to_string().as_bytes());
+        if value < 0 {
+            self.buf.push(b'-');
+        }
+        push_decimal(&mut self.buf, value.unsigned_abs());
         self.buf.push(b'e');
         self
     }
 
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
-        self.buf
-            .extend_from_slice(value.len().to_string().as_bytes());
+        push_decimal(&mut self.buf, value.len() as u64);
         self.buf.push(b':');
         self.buf.extend_from_slice(value);
+        self
+    }
+
+    /// A byte string of `len` bytes that `fill` appends, for a value built
+    /// in place (a compact peer list) rather than copied from a buffer.
+    ///
+    /// # Panics
+    /// When `fill` appends other than `len` bytes: a bug in the caller.
+    pub fn bytes_with(&mut self, len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        push_decimal(&mut self.buf, len as u64);
+        self.buf.push(b':');
+        let start = self.buf.len();
+        fill(&mut self.buf);
+        assert_eq!(self.buf.len() - start, len, "bytes_with: wrong length");
         self
     }
 
@@ -148,6 +170,21 @@ impl Writer {
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
+}
+
+/// Appends `value` in decimal, without the allocation of `to_string`.
+pub fn push_decimal(buf: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[start..]);
 }
 
 /// One open container while scanning: a list, or a dictionary with the keys
@@ -275,6 +312,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_bencode::value::Value;
+
+    #[test]
+    fn the_writer_writes_integers_and_lengths_as_to_string_would() {
+        for n in [0, 7, -7, 10, -10, 1234567890, i64::MAX, i64::MIN] {
+            let mut w = Writer::default();
+            w.int(n);
+            assert_eq!(w.finish(), format!("i{n}e").into_bytes());
+        }
+        let mut w = Writer::appending(b"x".to_vec());
+        w.list()
+            .bytes(b"spam")
+            .bytes_with(3, |buf| buf.extend_from_slice(b"abc"))
+            .bytes(&[0; 12])
+            .end();
+        let out = w.finish();
+        assert_eq!(&out[..20], b"xl4:spam3:abc12:\0\0\0\0");
+        check(&out[1..]).unwrap();
+    }
 
     #[test]
     fn accepts_well_formed_values() {

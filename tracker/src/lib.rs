@@ -3,6 +3,8 @@
 //!
 //! - [`swarm`]: the state, pure and sharded (announce, scrape, expiry).
 //! - [`routes`]: HTTP handlers; every refusal is a bencoded failure.
+//! - [`server`]: the accept loop, the connection limit, graceful shutdown.
+//! - [`fast`]: a closing `GET /announce` answered without hyper or axum.
 //! - [`stats`]: the announce rate and the `/stats` snapshot.
 //! - [`dashboard`]: the HTML page.
 //! - [`catalog`]: the whitelist read from `--torrents DIR`.
@@ -12,26 +14,17 @@
 
 pub mod catalog;
 pub mod dashboard;
+pub mod fast;
 pub mod routes;
+pub mod server;
 pub mod stats;
 pub mod swarm;
 
-use std::{
-    future::Future,
-    net::IpAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+pub use server::{serve, HEADER_TIMEOUT, MAX_CONNECTIONS};
 
-use axum::{extract::ConnectInfo, Router};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
-use tracing::{debug, info};
+use std::{net::IpAddr, sync::Arc, time::Instant};
+
+use axum::Router;
 
 use crate::{catalog::Catalog, stats::RateMeter, swarm::Swarms};
 
@@ -113,83 +106,4 @@ impl AppState {
 /// The tracker's routes.
 pub fn app(state: Arc<AppState>) -> Router {
     routes::router(state)
-}
-
-/// Most connections served at once; beyond it new connections are closed
-/// at once rather than queued, so a flood cannot exhaust memory or file
-/// descriptors.
-pub const MAX_CONNECTIONS: usize = 8192;
-/// A client must send its request headers within this time.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves on `listener` until `shutdown` completes, then finishes the
-/// requests in flight (for at most five seconds). Expired peers are swept
-/// every few seconds meanwhile.
-///
-/// HTTP/1.1 only, straight on hyper: announces arrive one per connection, so
-/// the per-connection cost is what counts, and a protocol-sniffing HTTP/1+2
-/// server pays for a peek at every new connection.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let sweeper = tokio::spawn(sweep_expired(state.clone()));
-    let router = app(state);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before
-                    // accept: wait a moment rather than spin.
-                    debug!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue; // over the limit: the stream is dropped, closing it
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                router.clone().oneshot(request)
-            },
-        );
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
-    sweeper.abort();
-    let _ = sweeper.await;
-    info!("tracker stopped");
-    Ok(())
-}
-
-async fn sweep_expired(state: Arc<AppState>) {
-    let period = Duration::from_secs(u64::from(state.config.interval.clamp(1, 30)));
-    let mut ticker = tokio::time::interval(period);
-    loop {
-        ticker.tick().await;
-        let removed = state.swarms.expire(state.now(), state.peer_timeout());
-        if removed > 0 {
-            debug!(removed, "expired silent peers");
-        }
-    }
 }

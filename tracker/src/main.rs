@@ -41,7 +41,7 @@ struct Args {
     /// Refuse scrapes that name no info_hash (by default they list every swarm).
     #[arg(long)]
     no_full_scrape: bool,
-    /// Worker threads [default: one per core]; 1 runs everything on one thread.
+    /// Threads, each with its own accept loop and listening socket (SO_REUSEPORT) [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -77,47 +77,81 @@ fn main() -> ExitCode {
         catalog,
         ..tracker::Config::default()
     };
-    let runtime = match args.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n.max(1))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Runtime::new(),
-    };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut listeners = match tracker::server::bind(args.listen, threads) {
+        Ok(listeners) => listeners.into_iter(),
         Err(e) => {
-            eprintln!("tracker: error: cannot start the runtime: {e}");
+            eprintln!("tracker: error: cannot listen on {}: {e}", args.listen);
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async {
-        let listener = match TcpListener::bind(args.listen).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                eprintln!("tracker: error: cannot listen on {}: {e}", args.listen);
-                return ExitCode::from(1);
-            }
-        };
-        let local = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        // One line on stdout for scripts started with port 0.
-        println!("{}", serde_json::json!({ "listening": local }));
-        info!(%local, "tracker listening; dashboard at http://{local}/");
-        let state = tracker::AppState::new(config);
-        match tracker::serve(listener, state, shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+    let first = listeners.next().expect("bind makes at least one listener");
+    let local = first
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // One line on stdout for scripts started with port 0.
+    println!("{}", serde_json::json!({ "listening": local }));
+    info!(%local, threads, "tracker listening; dashboard at http://{local}/");
+    let state = tracker::AppState::new(config);
+
+    // One single-threaded runtime per thread: a connection stays on the
+    // thread that accepted it, with no cross-thread wakeups. This thread also
+    // runs the sweeper and waits for the signal, then tells the others.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut others = Vec::new();
+    for (n, listener) in listeners.enumerate() {
+        let (state, mut stopped) = (state.clone(), stopped.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("tracker-{}", n + 1))
+            .spawn(move || {
+                runtime()?.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|&stop| stop).await;
+                    };
+                    tracker::server::serve_connections(listener, state, shutdown).await
+                })
+            });
+        match spawned {
+            Ok(handle) => others.push(handle),
+            Err(e) => error!("cannot start a serving thread: {e}"),
+        }
+    }
+    let served = runtime().and_then(|runtime| {
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(first)?;
+            let shutdown = async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            };
+            tracker::serve(listener, state, shutdown).await
+        })
+    });
+    let mut code = ExitCode::SUCCESS;
+    for result in std::iter::once(Ok(served)).chain(others.into_iter().map(|h| h.join())) {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
                 error!("server error: {e}");
-                ExitCode::from(1)
+                code = ExitCode::from(1);
+            }
+            Err(_) => {
+                error!("a serving thread panicked");
+                code = ExitCode::from(1);
             }
         }
-    })
+    }
+    code
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Completes on Ctrl-C or SIGTERM.

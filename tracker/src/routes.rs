@@ -8,7 +8,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, RawQuery, State},
-    http::{header, HeaderMap, HeaderValue},
+    http::{header, HeaderValue},
     response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -73,11 +73,12 @@ fn query_of(raw: Option<String>) -> Result<String, TrackerError> {
 
 /// The peer's address: the connection's source, or X-Forwarded-For's last
 /// hop when the connection comes from the trusted proxy, or the `ip`
-/// parameter when the operator allows it.
-fn peer_ip(
+/// parameter when the operator allows it. `forwarded_for` yields the values
+/// of every X-Forwarded-For header, in order; it is read only for the proxy.
+fn peer_ip<'h>(
     state: &AppState,
     remote: SocketAddr,
-    headers: &HeaderMap,
+    forwarded_for: impl Iterator<Item = &'h [u8]>,
     param: Option<IpAddr>,
 ) -> IpAddr {
     if let (true, Some(ip)) = (state.config.allow_ip_param, param) {
@@ -85,13 +86,11 @@ fn peer_ip(
     }
     let source = remote.ip().to_canonical();
     if state.config.trusted_proxy == Some(source) {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        let forwarded = forwarded_for
+            .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(','))
             .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .next_back();
+            .last();
         if let Some(ip) = forwarded {
             return ip.to_canonical();
         }
@@ -103,18 +102,49 @@ async fn announce(
     State(state): State<Arc<AppState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     http: axum::extract::Request,
-) -> Result<Response, TrackerError> {
+) -> Response {
     // The query and headers are read in place: no copy per announce.
     let query = http.uri().query().unwrap_or("");
+    let forwarded_for = http
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(HeaderValue::as_bytes);
+    let mut body = Vec::new();
+    announce_reply(&state, remote, forwarded_for, query, &mut body);
+    bencoded(body)
+}
+
+/// Answers one announce: appends to `out` the bencoded reply, or the
+/// bencoded failure. The one implementation behind both the axum route and
+/// the accept loop's fast path ([`crate::fast`]).
+pub fn announce_reply<'h>(
+    state: &AppState,
+    remote: SocketAddr,
+    forwarded_for: impl Iterator<Item = &'h [u8]>,
+    query: &str,
+    out: &mut Vec<u8>,
+) {
+    if let Err(refusal) = record_announce(state, remote, forwarded_for, query, out) {
+        out.extend_from_slice(&encode_failure(&refusal.to_string()));
+    }
+}
+
+fn record_announce<'h>(
+    state: &AppState,
+    remote: SocketAddr,
+    forwarded_for: impl Iterator<Item = &'h [u8]>,
+    query: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), TrackerError> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(QueryError::TooLong.into());
     }
-    let headers = http.headers();
     let request = AnnounceRequest::parse(query)?;
     if state.config.catalog.is_some() && !state.catalog().contains_key(&request.info_hash) {
         return Err(TrackerError::Unregistered);
     }
-    let ip = peer_ip(&state, remote, headers, request.ip);
+    let ip = peer_ip(state, remote, forwarded_for, request.ip);
     tracing::debug!(info_hash = %request.info_hash, peer = %SocketAddr::new(ip, request.port), event = request.event.as_str(), left = request.left, "announce");
     let numwant = request
         .numwant
@@ -144,9 +174,8 @@ async fn announce(
         peers: outcome.peers,
         warning: None,
     };
-    Ok(bencoded(
-        response.encode(request.compact, request.no_peer_id),
-    ))
+    response.encode_into(out, request.compact, request.no_peer_id);
+    Ok(())
 }
 
 async fn scrape(

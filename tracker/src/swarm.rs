@@ -89,10 +89,11 @@ impl Swarm {
         }
     }
 
-    /// Up to `want` random peers other than `asker`; only leechers for a seeder.
+    /// Up to `want` random peers other than the one at index `asker`; only
+    /// leechers for a seeder.
     fn pick<R: Rng>(
         &self,
-        asker: &PeerId,
+        asker: usize,
         asker_is_seeder: bool,
         want: usize,
         rng: &mut R,
@@ -102,7 +103,8 @@ impl Swarm {
             peer_id: Some(*id),
         };
         if asker_is_seeder {
-            // Only leechers: one pass over the swarm (seeders announce rarely).
+            // Only leechers (so never the asker): one pass over the swarm
+            // (seeders announce rarely).
             let leechers: Vec<usize> = (0..self.peers.len())
                 .filter(|&i| !self.peers[i].is_seeder())
                 .collect();
@@ -123,12 +125,16 @@ impl Swarm {
             return Vec::new();
         }
         let start = rng.random_range(0..len);
-        (0..len.min(want + 1))
-            .filter_map(|offset| self.peers.get_index((start + offset) % len))
-            .filter(|(id, _)| *id != asker)
-            .take(want)
-            .map(entry)
-            .collect()
+        let mut picked = Vec::with_capacity(want.min(len - 1));
+        for i in (start..len).chain(0..start) {
+            if picked.len() == want {
+                break;
+            }
+            if i != asker {
+                picked.extend(self.peers.get_index(i).map(entry));
+            }
+        }
+        picked
     }
 }
 
@@ -256,14 +262,15 @@ impl Swarms {
             port: a.addr.port(),
             flags: 0,
         };
-        match swarm.peers.get_mut(&a.peer_id) {
-            Some(peer) => {
+        let index = match swarm.peers.get_full_mut(&a.peer_id) {
+            Some((index, _, peer)) => {
                 let was_seeder = peer.is_seeder();
                 *peer = Peer {
                     flags: peer.flags,
                     ..fresh
                 };
                 swarm.seeders = swarm.seeders + u32::from(peer.is_seeder()) - u32::from(was_seeder);
+                index
             }
             None => {
                 if self.peer_count() >= self.max_peers {
@@ -271,19 +278,19 @@ impl Swarms {
                 }
                 self.peer_count.fetch_add(1, Ordering::Relaxed);
                 swarm.seeders += u32::from(fresh.is_seeder());
-                swarm.peers.insert(a.peer_id, fresh);
+                swarm.peers.insert_full(a.peer_id, fresh).0
             }
-        }
+        };
         if a.event == AnnounceEvent::Completed {
             // Count each peer's completion once, however often it says so.
-            if let Some(peer) = swarm.peers.get_mut(&a.peer_id) {
+            if let Some((_, peer)) = swarm.peers.get_index_mut(index) {
                 if peer.flags & FLAG_COMPLETED == 0 {
                     peer.flags |= FLAG_COMPLETED;
                     swarm.completed += 1;
                 }
             }
         }
-        let peers = swarm.pick(&a.peer_id, a.left == 0, a.numwant, rng);
+        let peers = swarm.pick(index, a.left == 0, a.numwant, rng);
         Ok(AnnounceOutcome {
             stats: swarm.stats(),
             peers,

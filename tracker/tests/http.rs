@@ -1,6 +1,7 @@
 //! The tracker's HTTP interface, tested through the router with `oneshot`:
 //! every bad-request class, compact and dictionary replies, scrape counts,
-//! whitelist mode, the peer's address rules, and a real server on port 0 that
+//! whitelist mode, the peer's address rules; and a real server on port 0 that
+//! answers a closing announce (its fast path) as hyper and axum would, and
 //! expires a silent peer and shuts down cleanly.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -507,6 +508,96 @@ async fn a_real_server_expires_a_silent_peer_and_shuts_down() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+}
+
+/// Sends `request` on a fresh connection and reads one response: to the end
+/// of the stream, or, for a kept connection, to the end of its body.
+async fn exchange(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&reply);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.parse::<usize>().ok());
+            if length == Some(body.len()) {
+                break;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a reply within 5 s")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// The response without its `date` and `connection` lines, which depend on
+/// the second and on the connection.
+fn comparable(response: &str) -> String {
+    response
+        .split("\r\n")
+        .filter(|line| !line.starts_with("date: ") && !line.starts_with("connection: "))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+#[tokio::test]
+async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(Config {
+        trusted_proxy: Some("127.0.0.1".parse().unwrap()),
+        ..Config::default()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tracker::serve(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    let seeder = request(1, 7001, 0, AnnounceEvent::Started).to_query();
+    for target in [
+        format!("/announce?{seeder}"),
+        "/announce?port=1".to_owned(),
+        "/announce".to_owned(),
+    ] {
+        // Closing: answered by the fast path. Kept alive: by hyper and axum.
+        let fast = exchange(
+            addr,
+            &format!(
+                "GET {target} HTTP/1.1\r\nX-Forwarded-For: 10.9.9.9\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        let hyper = exchange(
+            addr,
+            &format!("GET {target} HTTP/1.1\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n"),
+        )
+        .await;
+        assert!(fast.contains("\r\nconnection: close\r\n"), "{fast}");
+        assert!(fast.starts_with("HTTP/1.1 200 OK\r\n"), "{fast}");
+        assert_eq!(comparable(&fast), comparable(&hyper));
+    }
+    // The trusted proxy's X-Forwarded-For named the peer on both paths.
+    let (_, stats) = get(&state, "/stats").await;
+    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+    assert_eq!(stats["swarms"][0]["peers"][0]["address"], "10.9.9.9:7001");
+
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)
         .await

@@ -7,7 +7,7 @@
 //! hash or id, a bad port, a non-numeric counter, an unknown event and a
 //! repeated parameter, each with its own [`QueryError`].
 
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use thiserror::Error;
@@ -91,16 +91,20 @@ pub struct AnnounceRequest {
 
 /// Percent-decodes `input`, refusing a `%` not followed by two hex digits.
 /// `+` stays `+`: clients escape every byte of a hash that is not unreserved.
-fn decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
+/// Borrows when there is nothing to decode (names, numbers), so most pairs of
+/// an announce cost no allocation.
+fn decode(input: &[u8]) -> Result<Cow<'_, [u8]>, QueryError> {
+    let Some(first) = input.iter().position(|&b| b == b'%') else {
+        return Ok(Cow::Borrowed(input));
+    };
     let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
+    out.extend_from_slice(&input[..first]);
+    let mut i = first;
     while i < input.len() {
         if input[i] == b'%' {
-            let hex = input
+            let byte = input
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .and_then(|h| Some(hex_digit(h[0])? << 4 | hex_digit(h[1])?))
                 .ok_or_else(|| {
                     QueryError::BadEscape(
                         String::from_utf8_lossy(&input[i..input.len().min(i + 3)]).into_owned(),
@@ -113,18 +117,28 @@ fn decode(input: &[u8]) -> Result<Vec<u8>, QueryError> {
             i += 1;
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
-/// Splits a query into decoded (key, value) pairs.
-/// A decoded `key=value` pair.
-type Pair = (Vec<u8>, Vec<u8>);
+fn hex_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
 
-fn pairs(query: &str) -> Result<Vec<Pair>, QueryError> {
+/// A decoded `key=value` pair.
+type Pair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// The decoded (key, value) pairs of a query, in order, refusing an
+/// oversized query before any parsing.
+fn pairs(query: &str) -> Result<impl Iterator<Item = Result<Pair<'_>, QueryError>>, QueryError> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(QueryError::TooLong);
     }
-    query
+    Ok(query
         .as_bytes()
         .split(|&b| b == b'&')
         .filter(|part| !part.is_empty())
@@ -134,8 +148,7 @@ fn pairs(query: &str) -> Result<Vec<Pair>, QueryError> {
                 None => (part, &b""[..]),
             };
             Ok((decode(key)?, decode(value)?))
-        })
-        .collect()
+        }))
 }
 
 fn number<T: std::str::FromStr>(value: &[u8], field: &'static str) -> Result<T, QueryError> {
@@ -182,8 +195,9 @@ impl AnnounceRequest {
         let (mut uploaded, mut downloaded, mut left, mut event) = (None, None, None, None);
         let (mut compact, mut no_peer_id, mut numwant, mut key, mut ip) =
             (None, None, None, None, None);
-        for (name, value) in pairs(query)? {
-            match name.as_slice() {
+        for pair in pairs(query)? {
+            let (name, value) = pair?;
+            match &*name {
                 b"info_hash" => once(
                     &mut info_hash,
                     InfoHash(twenty(&value, "info_hash")?),
@@ -200,7 +214,7 @@ impl AnnounceRequest {
                 }
                 b"left" => once(&mut left, number(&value, "left")?, "left")?,
                 b"event" => {
-                    let parsed = match value.as_slice() {
+                    let parsed = match &*value {
                         b"" | b"empty" | b"paused" => AnnounceEvent::None,
                         b"started" => AnnounceEvent::Started,
                         b"completed" => AnnounceEvent::Completed,
@@ -213,8 +227,8 @@ impl AnnounceRequest {
                     };
                     once(&mut event, parsed, "event")?
                 }
-                b"compact" => once(&mut compact, value.as_slice() != b"0", "compact")?,
-                b"no_peer_id" => once(&mut no_peer_id, value.as_slice() == b"1", "no_peer_id")?,
+                b"compact" => once(&mut compact, &*value != b"0", "compact")?,
+                b"no_peer_id" => once(&mut no_peer_id, &*value == b"1", "no_peer_id")?,
                 b"numwant" => once(&mut numwant, number(&value, "numwant")?, "numwant")?,
                 b"key" => once(&mut key, text(&value, "key")?, "key")?,
                 b"ip" => {
@@ -291,8 +305,9 @@ pub fn escape(bytes: &[u8]) -> String {
 /// Parses the query string of `GET /scrape`: zero or more `info_hash`.
 pub fn parse_scrape(query: &str) -> Result<Vec<InfoHash>, QueryError> {
     let mut hashes = Vec::new();
-    for (name, value) in pairs(query)? {
-        if name == b"info_hash" {
+    for pair in pairs(query)? {
+        let (name, value) = pair?;
+        if *name == b"info_hash"[..] {
             if hashes.len() == MAX_SCRAPE_HASHES {
                 return Err(QueryError::TooManyHashes);
             }

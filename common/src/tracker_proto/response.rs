@@ -74,7 +74,16 @@ impl AnnounceResponse {
     /// Encodes the reply: compact (`peers` for IPv4, `peers6` for IPv6) or
     /// a list of dictionaries (with `peer id` unless `no_peer_id`).
     pub fn encode(&self, compact: bool, no_peer_id: bool) -> Vec<u8> {
-        let mut w = Writer::with_capacity(96 + self.peers.len() * if compact { 6 } else { 64 });
+        let mut out = Vec::with_capacity(96 + self.peers.len() * if compact { 6 } else { 64 });
+        self.encode_into(&mut out, compact, no_peer_id);
+        out
+    }
+
+    /// [`AnnounceResponse::encode`], appended to `out`: a server reuses one
+    /// buffer, and the compact lists are written in place, so a reply costs
+    /// no allocation once `out` has grown.
+    pub fn encode_into(&self, out: &mut Vec<u8>, compact: bool, no_peer_id: bool) {
+        let mut w = Writer::appending(std::mem::take(out));
         w.dict();
         w.bytes(b"complete").int(self.complete.into());
         w.bytes(b"incomplete").int(self.incomplete.into());
@@ -83,10 +92,19 @@ impl AnnounceResponse {
             w.bytes(b"min interval").int(min.into());
         }
         if compact {
-            let (v4, v6) = encode_compact(self.peers.iter().map(|p| p.addr));
-            w.bytes(b"peers").bytes(&v4);
-            if !v6.is_empty() {
-                w.bytes(b"peers6").bytes(&v6);
+            let v4 = self.peers.iter().filter(|p| p.addr.is_ipv4()).count();
+            let v6 = self.peers.len() - v4;
+            w.bytes(b"peers").bytes_with(v4 * 6, |buf| {
+                for peer in self.peers.iter().filter(|p| p.addr.is_ipv4()) {
+                    push_compact(buf, peer.addr);
+                }
+            });
+            if v6 > 0 {
+                w.bytes(b"peers6").bytes_with(v6 * 18, |buf| {
+                    for peer in self.peers.iter().filter(|p| p.addr.is_ipv6()) {
+                        push_compact(buf, peer.addr);
+                    }
+                });
             }
         } else {
             w.bytes(b"peers").list();
@@ -105,7 +123,7 @@ impl AnnounceResponse {
             w.bytes(b"warning message").bytes(warning.as_bytes());
         }
         w.end();
-        w.finish()
+        *out = w.finish();
     }
 
     /// Decodes a tracker's reply, compact or not; `failure reason` becomes
@@ -176,22 +194,14 @@ fn dictionary_peer(value: Value) -> Option<PeerEntry> {
     })
 }
 
-/// Compact peer lists: 6 bytes per IPv4 peer, 18 per IPv6 peer (address then port, big-endian).
-pub fn encode_compact(addrs: impl Iterator<Item = SocketAddr>) -> (Vec<u8>, Vec<u8>) {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for addr in addrs {
-        match addr.ip() {
-            IpAddr::V4(ip) => {
-                v4.extend_from_slice(&ip.octets());
-                v4.extend_from_slice(&addr.port().to_be_bytes());
-            }
-            IpAddr::V6(ip) => {
-                v6.extend_from_slice(&ip.octets());
-                v6.extend_from_slice(&addr.port().to_be_bytes());
-            }
-        }
+/// One compact entry (6 bytes for IPv4, 18 for IPv6): the address's octets,
+/// then the port, big-endian.
+fn push_compact(buf: &mut Vec<u8>, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => buf.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => buf.extend_from_slice(&ip.octets()),
     }
-    (v4, v6)
+    buf.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 /// Decodes a compact list of IPv4 (`v6` false) or IPv6 peers. An entry with
@@ -292,6 +302,17 @@ mod tests {
         PeerEntry {
             addr: addr.parse().unwrap(),
             peer_id: Some(PeerId([id; 20])),
+        }
+    }
+
+    #[test]
+    fn encode_into_appends_what_encode_returns() {
+        let response = sample(vec![peer("10.0.0.1:6881", 1), peer("[::1]:51413", 2)]);
+        for (compact, no_peer_id) in [(true, false), (false, false), (false, true)] {
+            let mut out = b"HTTP head".to_vec();
+            response.encode_into(&mut out, compact, no_peer_id);
+            assert_eq!(&out[..9], b"HTTP head");
+            assert_eq!(out[9..], response.encode(compact, no_peer_id));
         }
     }
 
