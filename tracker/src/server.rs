@@ -94,7 +94,17 @@ pub async fn serve(
 /// port with SO_REUSEPORT and the kernel spreads connections over them, so
 /// no two threads contend for one accept queue. With port 0 the first
 /// socket picks the port and the others take the same.
+///
+/// SO_REUSEPORT would also let this tracker share a port with another
+/// process of the same user that listens there with it (another tracker):
+/// each would then see half the swarm. So a fixed port is first bound once
+/// without it, which fails with "address in use" as a plain bind would.
 pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if count > 1 && addr.port() != 0 {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
     let mut addr = addr;
     let mut listeners = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
@@ -453,6 +463,17 @@ mod tests {
             ports[0] != 0 && ports.iter().all(|&p| p == ports[0]),
             "{ports:?}"
         );
+    }
+
+    #[test]
+    fn a_port_another_tracker_listens_on_is_refused_not_shared() {
+        // Another tracker on all cores: its sockets share the port with SO_REUSEPORT.
+        let other = bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let taken = other[0].local_addr().unwrap();
+        for count in [1, 2] {
+            let error = bind(taken, count).expect_err("the port is taken");
+            assert_eq!(error.kind(), io::ErrorKind::AddrInUse, "{count} threads");
+        }
     }
 
     #[tokio::test]
