@@ -206,6 +206,8 @@ struct Session {
     outstanding: HashSet<BlockRef>,
     /// How many entries of the shared have-log this peer has been told.
     have_cursor: usize,
+    /// We super-seed (`superseed`): the peer is told of pieces by `offer`.
+    super_seeding: bool,
     got_first_message: bool,
     last_received: Instant,
     last_block: Instant,
@@ -229,6 +231,7 @@ impl Session {
             we_choke: true,
             outstanding: HashSet::new(),
             have_cursor: 0,
+            super_seeding: false,
             got_first_message: false,
             last_received: now,
             last_block: now,
@@ -278,6 +281,7 @@ impl Session {
             )
         };
         self.have_cursor = cursor;
+        self.super_seeding = super_seeding;
         if super_seeding {
             self.offer().await?; // `have`s for a few pieces instead of the bitfield
         } else if bitfield.count() > 0 {
@@ -356,6 +360,9 @@ impl Session {
     /// Super-seeding: tells the peer, with `have`, of the pieces newly
     /// offered to it (see `superseed`). Nothing when not super-seeding.
     async fn offer(&mut self) -> Result<(), SessionError> {
+        if !self.super_seeding {
+            return Ok(()); // no lock taken on every `have` of a plain peer
+        }
         let tell = {
             let mut state = self.shared.state();
             let state = &mut *state;
