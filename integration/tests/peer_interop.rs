@@ -78,11 +78,7 @@ fn transmission_downloads_from_our_seeder(seeder_args: &[&str]) {
         &out.join("payload.bin"),
         &fixture.payload,
     );
-    let stopped = stop(&mut seeder);
-    assert!(
-        stopped["uploaded"].as_u64().unwrap() >= 6 << 20,
-        "our seeder sent the file: {stopped}"
-    );
+    stop_after_sending_the_file(&mut seeder);
 }
 
 #[test]
@@ -106,11 +102,7 @@ fn aria2_downloads_from_our_peer() {
         sha1_file(&out.join("payload.bin")),
         sha1_file(&fixture.payload)
     );
-    let stopped = stop(&mut seeder);
-    assert!(
-        stopped["uploaded"].as_u64().unwrap() >= 6 << 20,
-        "our seeder sent the file: {stopped}"
-    );
+    stop_after_sending_the_file(&mut seeder);
 }
 
 #[test]
@@ -162,12 +154,18 @@ fn our_peer_downloads_a_transmission_create_multi_file_torrent_from_transmission
     }
 }
 
-fn stop(seeder: &mut PeerProcess) -> serde_json::Value {
+/// Stops our seeder of a 6 MiB fixture, checking it exits cleanly and says it
+/// uploaded at least the whole file.
+fn stop_after_sending_the_file(seeder: &mut PeerProcess) {
     let status = seeder.terminate(Duration::from_secs(15));
     assert!(
         status.success(),
         "seeder exit: {status}; log:\n{}",
         seeder.log()
     );
-    seeder.json_line(Duration::from_secs(5))
+    let stopped = seeder.json_line(Duration::from_secs(5));
+    assert!(
+        stopped["uploaded"].as_u64().unwrap() >= 6 << 20,
+        "our seeder sent the file: {stopped}"
+    );
 }

@@ -468,19 +468,44 @@ async fn the_peer_address_is_the_source_unless_a_trusted_proxy_or_allowed_ip_say
     assert_eq!(seen(lax).await, "198.51.100.4:7003");
 }
 
+/// `tracker::serve` on a real loopback socket, stopped by [`RealServer::stop`].
+struct RealServer {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RealServer {
+    async fn start(state: Arc<AppState>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tracker::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        RealServer { addr, stop, task }
+    }
+
+    /// Shuts the server down and checks it stops within five seconds.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_real_server_expires_a_silent_peer_and_shuts_down() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let state = AppState::new(Config {
         interval: 1,
         grace: 1,
         ..Config::default()
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tracker::serve(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = RealServer::start(state.clone()).await;
+    let addr = server.addr;
 
     // A raw HTTP/1.0 request over a real socket: the tracker sees 127.0.0.1.
     let query = request(1, 7001, 5, AnnounceEvent::Started).to_query();
@@ -508,12 +533,7 @@ async fn a_real_server_expires_a_silent_peer_and_shuts_down() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("server stops")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 /// Sends `request` on a fresh connection and reads one response: to the end
@@ -559,16 +579,12 @@ fn comparable(response: &str) -> String {
 
 #[tokio::test]
 async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let state = AppState::new(Config {
         trusted_proxy: Some("127.0.0.1".parse().unwrap()),
         ..Config::default()
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tracker::serve(listener, state.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let server = RealServer::start(state.clone()).await;
+    let addr = server.addr;
 
     let seeder = request(1, 7001, 0, AnnounceEvent::Started).to_query();
     for target in [
@@ -598,10 +614,5 @@ async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
     let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
     assert_eq!(stats["swarms"][0]["peers"][0]["address"], "10.9.9.9:7001");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("server stops")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
