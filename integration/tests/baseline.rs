@@ -94,6 +94,13 @@ fn fetch(url: &str, output: &Path, extra: &[&str]) -> KillOnDrop {
     KillOnDrop(child)
 }
 
+/// `count` fetches of `seed.bin` started together, client `i` writing into `out/i`.
+fn fetch_at_once(server: &Server, out: &Path, count: usize) -> Vec<KillOnDrop> {
+    (0..count)
+        .map(|i| fetch(&server.url("seed.bin"), &out.join(i.to_string()), &[]))
+        .collect()
+}
+
 /// Waits (bounded) for a child that writes little, and collects what it wrote.
 fn finish(mut process: KillOnDrop, timeout: Duration) -> Output {
     let child: &mut Child = &mut process.0;
@@ -139,15 +146,7 @@ fn six_clients_at_once_get_identical_copies_and_the_server_counts_the_bytes() {
     let (root, sha) = seeded("16M");
     let server = Server::start(root.path(), &[]);
     let out = tempfile::tempdir().unwrap();
-    let clients: Vec<_> = (0..6)
-        .map(|i| {
-            fetch(
-                &server.url("seed.bin"),
-                &out.path().join(i.to_string()),
-                &[],
-            )
-        })
-        .collect();
+    let clients = fetch_at_once(&server, out.path(), 6);
     for (i, client) in clients.into_iter().enumerate() {
         let json = report(&finish(client, Duration::from_secs(30)));
         let file = out.path().join(i.to_string()).join("seed.bin");
@@ -350,15 +349,7 @@ fn the_upload_limit_holds_for_the_whole_server() {
     let server = Server::start(root.path(), &["--max-upload-rate", "1M"]);
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let clients: Vec<_> = (0..2)
-        .map(|i| {
-            fetch(
-                &server.url("seed.bin"),
-                &out.path().join(i.to_string()),
-                &[],
-            )
-        })
-        .collect();
+    let clients = fetch_at_once(&server, out.path(), 2);
     for (i, client) in clients.into_iter().enumerate() {
         report(&finish(client, Duration::from_secs(30)));
         assert_eq!(
