@@ -9,6 +9,7 @@
 //! - [`tracker_client`]: HTTP announces with tier failover;
 //! - [`session`]: one peer connection (handshake, codec, requests, uploads);
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
+//! - [`workers`]: the threads that hash and write complete pieces;
 //! - [`torrent`]: the coordinator that ties them together.
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
@@ -22,3 +23,4 @@ pub mod storage;
 pub mod superseed;
 pub mod torrent;
 pub mod tracker_client;
+pub mod workers;

@@ -31,6 +31,7 @@ use super::{
     picker::{CompletePiece, PeerKey, Picker},
     storage::Storage,
     superseed::Offers,
+    workers::Workers,
 };
 use crate::rate::RateLimiter;
 
@@ -41,9 +42,13 @@ pub const STRIKES_TO_BAN: u32 = 2;
 /// only a duplicate block.
 pub const COMMAND_CAPACITY: usize = 256;
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Two pieces in verification per core keep every core hashing.
 fn verify_slots() -> usize {
-    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+    2 * cores()
 }
 
 /// What the coordinator tells a session.
@@ -123,6 +128,8 @@ pub struct Shared {
     /// sender: completed pieces can never pile up in memory faster than the
     /// disk and the CPUs take them.
     verify_slots: Arc<Semaphore>,
+    /// One thread per core hashes and writes complete pieces.
+    verifiers: Workers,
     /// Set when the disk fails: the run ends with this error.
     pub fatal: Mutex<Option<String>>,
 }
@@ -145,11 +152,11 @@ impl Shared {
         have: Bitfield,
         limits: Limits,
         shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    ) -> std::io::Result<Arc<Self>> {
         let complete = have.is_complete();
         let offers = (limits.super_seed && complete)
             .then(|| Offers::new(geometry.piece_count as usize, geometry.piece_length));
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             info_hash,
             our_id,
             geometry,
@@ -178,8 +185,9 @@ impl Shared {
             unchoke_slots: limits.unchoke_slots,
             shutdown,
             verify_slots: Arc::new(Semaphore::new(verify_slots())),
+            verifiers: Workers::new("verify", cores())?,
             fatal: Mutex::new(None),
-        })
+        }))
     }
 
     /// The state lock. A panic elsewhere while it was held leaves plain
@@ -239,7 +247,7 @@ impl Shared {
         }
     }
 
-    /// Hashes and writes a complete piece off the async runtime, then records
+    /// Hashes and writes a complete piece on a verifier thread, then records
     /// the result: a `have` for every session, or a strike for the sender.
     /// Waits first for one of the verification slots.
     pub async fn finish_piece(self: &Arc<Self>, piece: CompletePiece) {
@@ -247,7 +255,7 @@ impl Shared {
             return;
         };
         let shared = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.verifiers.run(move || {
             let _permit = permit;
             let outcome = shared.storage.verify_and_write(piece.index, &piece.data);
             let ok = match outcome {

@@ -57,6 +57,8 @@ pub enum TorrentError {
     Tracker(#[from] TrackerError),
     #[error("disk: {0}")]
     Disk(String),
+    #[error("cannot start the piece verification threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// What a finished download prints as its JSON line.
@@ -148,7 +150,8 @@ pub async fn run(
         have,
         limits,
         shutdown.clone(),
-    );
+    )
+    .map_err(TorrentError::Threads)?;
     let start_have = meta.info.total_length - shared.left();
     info!(port, "listening for peers");
 

@@ -76,7 +76,7 @@ fn storage_failure(error: StorageError) -> Failure {
 fn torrent_failure(error: TorrentError) -> Failure {
     let exit = match error {
         TorrentError::Tracker(_) => Exit::Network,
-        TorrentError::Listen { .. } | TorrentError::Disk(_) => Exit::Io,
+        TorrentError::Listen { .. } | TorrentError::Disk(_) | TorrentError::Threads(_) => Exit::Io,
     };
     Failure::new(exit, error)
 }
