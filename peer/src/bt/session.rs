@@ -186,10 +186,29 @@ impl UploadQueue {
         self.lock().is_empty()
     }
 
-    async fn next(&self) -> BlockRef {
+    /// Waits for a request, then takes it with the requests right behind it
+    /// that continue it in the same piece, up to `max_bytes` in all, so that
+    /// one read from disk serves them all.
+    async fn next_run(&self, max_bytes: u32, run: &mut Vec<BlockRef>) {
+        run.clear();
         loop {
-            if let Some(block) = self.lock().pop_front() {
-                return block;
+            {
+                let mut queue = self.lock();
+                if let Some(first) = queue.pop_front() {
+                    let (mut end, mut bytes) = (first.begin + first.length, first.length);
+                    run.push(first);
+                    while let Some(&next) = queue.front() {
+                        let continues = next.index == first.index && next.begin == end;
+                        if !continues || bytes + next.length > max_bytes {
+                            break;
+                        }
+                        queue.pop_front();
+                        run.push(next);
+                        end += next.length;
+                        bytes += next.length;
+                    }
+                    return;
+                }
             }
             self.ready.notified().await;
         }
@@ -596,6 +615,13 @@ async fn write_loop(
     let mut sink = FramedWrite::new(half, codec);
     sink.set_backpressure_boundary(IO_BUFFER);
     let mut last_sent = Instant::now();
+    // Runs of blocks read at once; one block at a time under a rate limit,
+    // so that the limit paces single blocks, as a peer expects.
+    let max_run = match shared.upload_limit.rate() {
+        None => IO_BUFFER as u32,
+        Some(_) => MAX_BLOCK_LEN,
+    };
+    let mut run = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -606,12 +632,13 @@ async fn write_loop(
                     return Ok(());
                 }
             },
-            block = uploads.next() => {
-                shared.upload_limit.acquire(u64::from(block.length)).await;
-                write_block(&shared, &mut sink, block)?;
-                shared.uploaded.fetch_add(u64::from(block.length), Ordering::Relaxed);
+            () = uploads.next_run(max_run, &mut run) => {
+                let bytes: u64 = run.iter().map(|b| u64::from(b.length)).sum();
+                shared.upload_limit.acquire(bytes).await;
+                write_blocks(&shared, &mut sink, &run)?;
+                shared.uploaded.fetch_add(bytes, Ordering::Relaxed);
                 if let Some(slot) = shared.state().peers.get_mut(&key) {
-                    slot.up_round += u64::from(block.length);
+                    slot.up_round += bytes;
                 }
                 if sink.write_buffer().len() >= IO_BUFFER {
                     sink.flush().await?;
@@ -626,28 +653,41 @@ async fn write_loop(
     }
 }
 
-/// Frames a `piece` message with its data read from disk straight into the
-/// send buffer (one copy instead of two).
-fn write_block(
+/// Frames a `piece` message for each block of `run` (consecutive blocks of
+/// one piece), with the data read from disk straight into the send buffer
+/// between the headers: one copy instead of two, one system call per run.
+fn write_blocks(
     shared: &Shared,
     sink: &mut FramedWrite<OwnedWriteHalf, MessageCodec>,
-    block: BlockRef,
+    run: &[BlockRef],
 ) -> Result<(), SessionError> {
-    let length = block.length as usize;
+    let Some(first) = run.first() else {
+        return Ok(());
+    };
     let buffer = sink.write_buffer_mut();
-    buffer.reserve(13 + length);
-    buffer.put_u32(9 + block.length);
-    buffer.put_u8(7);
-    buffer.put_u32(block.index);
-    buffer.put_u32(block.begin);
-    let start = buffer.len();
-    buffer.resize(start + length, 0);
-    let offset = u64::from(block.index) * shared.geometry.piece_length + u64::from(block.begin);
-    shared
-        .storage
-        .read_at(offset, &mut buffer[start..])
-        .map_err(|e| {
-            buffer.truncate(start - 13);
-            SessionError::Disk(e.to_string())
-        })
+    let frames_start = buffer.len();
+    let total: usize = run.iter().map(|b| 13 + b.length as usize).sum();
+    buffer.reserve(total);
+    for block in run {
+        buffer.put_u32(9 + block.length);
+        buffer.put_u8(7);
+        buffer.put_u32(block.index);
+        buffer.put_u32(block.begin);
+        buffer.resize(buffer.len() + block.length as usize, 0);
+    }
+    // The data slices, each after its 13-byte header.
+    let mut slices = Vec::with_capacity(run.len());
+    let mut rest = &mut buffer[frames_start..];
+    for block in run {
+        let (data, after) = rest[13..].split_at_mut(block.length as usize);
+        slices.push(data);
+        rest = after;
+    }
+    let offset = u64::from(first.index) * shared.geometry.piece_length + u64::from(first.begin);
+    let read = shared.storage.read_vectored_at(offset, &mut slices);
+    if let Err(e) = read {
+        buffer.truncate(frames_start);
+        return Err(SessionError::Disk(e.to_string()));
+    }
+    Ok(())
 }
