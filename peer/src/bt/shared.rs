@@ -128,6 +128,7 @@ pub struct Shared {
     /// sender: completed pieces can never pile up in memory faster than the
     /// disk and the CPUs take them.
     verify_slots: Arc<Semaphore>,
+    verify_permits: u32,
     /// One thread per core hashes and writes complete pieces.
     verifiers: Workers,
     /// Set when the disk fails: the run ends with this error.
@@ -154,6 +155,7 @@ impl Shared {
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
         let complete = have.is_complete();
+        let permits = verify_slots();
         let offers = (limits.super_seed && complete)
             .then(|| Offers::new(geometry.piece_count as usize, geometry.piece_length));
         Ok(Arc::new(Shared {
@@ -184,7 +186,8 @@ impl Shared {
             max_peers: limits.max_peers,
             unchoke_slots: limits.unchoke_slots,
             shutdown,
-            verify_slots: Arc::new(Semaphore::new(verify_slots())),
+            verify_slots: Arc::new(Semaphore::new(permits)),
+            verify_permits: permits as u32,
             verifiers: Workers::new("verify", cores())?,
             fatal: Mutex::new(None),
         }))
@@ -306,6 +309,12 @@ impl Shared {
                 }
             }
         });
+    }
+
+    /// Waits until no piece is being hashed or written: every job holds one
+    /// verification permit until it has recorded its result.
+    pub async fn finish_verifications(&self) {
+        let _all = self.verify_slots.acquire_many(self.verify_permits).await;
     }
 
     /// Bytes still missing.

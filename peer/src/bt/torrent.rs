@@ -228,17 +228,20 @@ pub async fn run(
     }
 
     shutdown.cancel();
-    let fatal = shared
-        .fatal
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
     // Sessions see the token and close; give them a moment, then drop them.
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while sessions.join_next().await.is_some() {}
     })
     .await;
     sessions.abort_all();
+    // Pieces already being verified are finished and written, not cut off
+    // by the exit (the worker threads would not hold the process open).
+    let _ = tokio::time::timeout(Duration::from_secs(10), shared.finish_verifications()).await;
+    let fatal = shared
+        .fatal
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
     // No fsync: written pieces are in the page cache and the kernel writes
     // them back; after a crash, the resume check finds what reached the disk.
