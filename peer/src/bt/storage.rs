@@ -151,6 +151,13 @@ impl Storage {
             .min(self.piece_length)
     }
 
+    /// The index of the file holding torrent byte `offset` (empty files
+    /// before it are skipped).
+    fn first_file(&self, offset: u64) -> usize {
+        self.files
+            .partition_point(|file| file.offset + file.length <= offset)
+    }
+
     /// Calls `f(file, offset_in_file, range_in_buffer)` for each file segment
     /// of the torrent range `[offset, offset + length)`.
     fn segments(
@@ -165,10 +172,7 @@ impl Storage {
         let Some(end) = end else {
             return Err(StorageError::OutOfRange { offset, length });
         };
-        let first = self
-            .files
-            .partition_point(|file| file.offset + file.length <= offset);
-        for file in &self.files[first..] {
+        for file in &self.files[self.first_file(offset)..] {
             if file.offset >= end {
                 break;
             }
@@ -210,16 +214,12 @@ impl Storage {
             files += 1;
             Ok(())
         })?;
-        let first = self
-            .files
-            .partition_point(|file| file.offset + file.length <= offset);
-        match self.files.get(first) {
+        match self.files.get(self.first_file(offset)) {
             Some(file) if files == 1 => {
-                let at = offset - file.offset;
                 let mut slices: Vec<IoSliceMut<'_>> =
                     bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
                 let mut rest = &mut slices[..];
-                let mut at = at;
+                let mut at = offset - file.offset;
                 while !rest.is_empty() {
                     let read = rustix::io::preadv(&file.handle, rest, at)
                         .map_err(|e| io_at(&file.path)(e.into()))?;
