@@ -31,8 +31,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   # shellcheck disable=SC2086
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages >/dev/null
 fi
-if [ ! -x target/release/peer ] || [ ! -x target/release/tracker ]; then
-  cargo build --release --bins --locked
+# PROFILE: the cargo profile whose binaries the study runs (./test.sh passes
+# `checked`, the suite's own; `release` when run by hand).
+profile=${PROFILE:-release}
+bin="$PWD/target/$profile"
+if [ ! -x "$bin/peer" ] || [ ! -x "$bin/tracker" ]; then
+  cargo build --profile "$profile" --bins --locked
 fi
 
 passed=0 failed=0
@@ -53,12 +57,12 @@ local_out=$(mktemp -d) net_out=$(mktemp -d)
 trap 'rm -rf "$local_out" "$net_out"' EXIT
 
 start=$(date +%s)
-$py mininet/experiment.py --local --preset quick --out "$local_out"
+$py mininet/experiment.py --local --preset quick --bin "$bin" --out "$local_out"
 result "quick preset on one machine ($(($(date +%s) - start)) s)" $?
 tally "$(cd mininet && $py -m study.check "$local_out")"
 
 start=$(date +%s)
-$sudo $py mininet/experiment.py --preset quick --out "$net_out"
+$sudo $py mininet/experiment.py --preset quick --bin "$bin" --out "$net_out"
 result "quick preset in Mininet ($(($(date +%s) - start)) s)" $?
 tally "$(cd mininet && $py -m study.check "$net_out")"
 
