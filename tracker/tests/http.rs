@@ -2,7 +2,8 @@
 //! every bad-request class, compact and dictionary replies, scrape counts,
 //! whitelist mode, the peer's address rules; and a real server on port 0 that
 //! answers a closing announce (its fast path) as hyper and axum would, and
-//! expires a silent peer and shuts down cleanly.
+//! expires a silent peer and shuts down cleanly. The same address and
+//! whitelist rules on that fast path, over real sockets, are in `fast_path.rs`.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -17,6 +18,9 @@ use common::{
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tracker::{app, AppState, Config};
+
+mod support;
+use support::RealServer;
 
 const HASH: InfoHash = InfoHash([0xab; 20]);
 
@@ -468,35 +472,6 @@ async fn the_peer_address_is_the_source_unless_a_trusted_proxy_or_allowed_ip_say
     assert_eq!(seen(lax).await, "198.51.100.4:7003");
 }
 
-/// `tracker::serve` on a real loopback socket, stopped by [`RealServer::stop`].
-struct RealServer {
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl RealServer {
-    async fn start(state: Arc<AppState>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(tracker::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        RealServer { addr, stop, task }
-    }
-
-    /// Shuts the server down and checks it stops within five seconds.
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("server stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_real_server_expires_a_silent_peer_and_shuts_down() {
     let state = AppState::new(Config {
@@ -586,6 +561,15 @@ async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
     let server = RealServer::start(state.clone()).await;
     let addr = server.addr;
 
+    // The stored address of the one peer, read without announcing.
+    let stored = || {
+        let state = state.clone();
+        async move {
+            let (_, stats) = get(&state, "/stats").await;
+            let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+            stats["swarms"][0]["peers"][0]["address"].clone()
+        }
+    };
     let seeder = request(1, 7001, 0, AnnounceEvent::Started).to_query();
     for target in [
         format!("/announce?{seeder}"),
@@ -593,6 +577,8 @@ async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
         "/announce".to_owned(),
     ] {
         // Closing: answered by the fast path. Kept alive: by hyper and axum.
+        // Each path names a different address through the trusted proxy, and
+        // the stored one is read after each.
         let fast = exchange(
             addr,
             &format!(
@@ -600,19 +586,21 @@ async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
             ),
         )
         .await;
+        if target.contains("peer_id") {
+            assert_eq!(stored().await, "10.9.9.9:7001", "after the fast path");
+        }
         let hyper = exchange(
             addr,
-            &format!("GET {target} HTTP/1.1\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n"),
+            &format!("GET {target} HTTP/1.1\r\nX-Forwarded-For: 10.9.9.8\r\n\r\n"),
         )
         .await;
+        if target.contains("peer_id") {
+            assert_eq!(stored().await, "10.9.9.8:7001", "after hyper");
+        }
         assert!(fast.contains("\r\nconnection: close\r\n"), "{fast}");
         assert!(fast.starts_with("HTTP/1.1 200 OK\r\n"), "{fast}");
         assert_eq!(comparable(&fast), comparable(&hyper));
     }
-    // The trusted proxy's X-Forwarded-For named the peer on both paths.
-    let (_, stats) = get(&state, "/stats").await;
-    let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
-    assert_eq!(stats["swarms"][0]["peers"][0]["address"], "10.9.9.9:7001");
 
     server.stop().await;
 }
