@@ -31,14 +31,14 @@ fn a_super_seeder_sends_each_piece_about_once_and_clearly_less_than_a_plain_seed
         super_seeder < 1.15,
         "the super-seeder uploaded {super_seeder:.2} times the file"
     );
+    // Duplicates are what super-seeding saves: it must send at most half the
+    // plain seeder's beyond the first copy (measured side by side: 0.04-0.06
+    // against 0.38-0.67; with --super-seed ignored, 0.38 against 0.53).
     assert!(
-        super_seeder + MARGIN < plain,
+        super_seeder - 1.0 <= (plain - 1.0) / 2.0,
         "the super-seeder uploaded {super_seeder:.2} times the file, the plain one beside it {plain:.2}"
     );
 }
-
-/// How much less a super-seeder must send than the plain seeder beside it, in files.
-const MARGIN: f64 = 0.05;
 
 /// One seeder (upload limited, with `seeder_args`) and five leechers started
 /// together: all complete with the right bytes, at least one gets data from
