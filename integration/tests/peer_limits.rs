@@ -59,6 +59,32 @@ fn a_seeder_with_max_peers_2_refuses_a_third_peer_until_one_leaves() {
     );
 }
 
+/// The same option on `download`: with two seeders, each upload-limited so
+/// that a leecher free to use both would, `--max-peers 1` gets the file from one.
+#[test]
+fn a_leecher_with_max_peers_1_downloads_from_one_of_two_seeders() {
+    let fixture = Fixture::new("4M", 256 * 1024, &[]);
+    let _seeders = [
+        fixture.seed(&["--max-upload-rate", "2M"]),
+        fixture.seed(&["--max-upload-rate", "2M"]),
+    ];
+    fixture
+        .tracker
+        .wait_for_seeders(&fixture.info_hash, 2, Duration::from_secs(20));
+    let out = fixture.out("leecher");
+    let summary = fixture
+        .download(&out, &["--max-peers", "1"])
+        .json_line(Duration::from_secs(60));
+    assert_eq!(
+        sha1_file(&out.join("payload.bin")),
+        sha1_file(&fixture.payload)
+    );
+    assert_eq!(
+        summary["peers"], 1,
+        "peers that sent data with --max-peers 1: {summary}"
+    );
+}
+
 #[test]
 fn a_seeder_with_one_unchoke_slot_unchokes_one_of_three_interested_peers() {
     let fixture = Fixture::new("1M", 64 * 1024, &[]);
