@@ -15,6 +15,7 @@ declare -A needed=(
   [openssl]=openssl
   [numfmt]=coreutils
   [curl]=curl
+  [ip]=iproute2
   [chromium]=chromium
 )
 if [ "${1:-}" = "--bench" ]; then

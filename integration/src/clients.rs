@@ -1,14 +1,17 @@
 //! Third-party BitTorrent clients from Debian's packages, set up for tests on
 //! loopback: DHT, local peer discovery, peer exchange, uTP and port mapping
-//! off, plaintext preferred, so peers meet only through the tracker and speak
-//! plain TCP.
+//! off, so peers meet only through the tracker and speak plain TCP. Their
+//! encryption settings are left at the clients' defaults (Transmission
+//! prefers encrypted connections, aria2c tries encryption first when it
+//! dials): our peer has no MSE, so every transfer with them goes through
+//! their fall-back to a plaintext handshake.
 
 use std::{
     path::Path,
     process::{Command, Stdio},
 };
 
-use crate::{net::free_port, require_tool, KillOnDrop};
+use crate::{net::free_port, netns::NetnsPair, require_tool, KillOnDrop};
 
 /// transmission-cli on `torrent`, with its data in `data_dir`: it seeds what
 /// it has and downloads what it lacks, and keeps running until killed.
@@ -17,22 +20,41 @@ use crate::{net::free_port, require_tool, KillOnDrop};
 /// that come from a tracker (so our peer has to dial it; it accepts incoming
 /// loopback connections), and it unchokes only on its 10-second choke round.
 pub fn transmission(config_dir: &Path, data_dir: &Path, torrent: &Path) -> KillOnDrop {
+    transmission_in(None, config_dir, data_dir, torrent)
+}
+
+/// [`transmission`], inside network namespace `netns` when given (where it
+/// dials the peers its tracker names, and listens on port 51413).
+pub fn transmission_in(
+    netns: Option<&str>,
+    config_dir: &Path,
+    data_dir: &Path,
+    torrent: &Path,
+) -> KillOnDrop {
     require_tool("transmission-cli");
-    let port = free_port();
+    let port = match netns {
+        Some(_) => 51413, // a namespace of its own: no other listener there
+        None => free_port(),
+    };
     std::fs::create_dir_all(config_dir).unwrap();
     std::fs::create_dir_all(data_dir).unwrap();
+    // No "encryption" key and no -e flag: its default, 1, prefers encryption.
     let settings = serde_json::json!({
         "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
-        "port-forwarding-enabled": false, "encryption": 0, "peer-port": port,
+        "port-forwarding-enabled": false, "peer-port": port,
         "rpc-enabled": false, "speed-limit-up-enabled": false, "speed-limit-down-enabled": false,
     });
     std::fs::write(config_dir.join("settings.json"), settings.to_string()).unwrap();
-    let child = Command::new("transmission-cli")
+    let mut command = match netns {
+        Some(ns) => NetnsPair::command(ns, "transmission-cli"),
+        None => Command::new("transmission-cli"),
+    };
+    let child = command
         .arg("-g")
         .arg(config_dir)
         .arg("-w")
         .arg(data_dir)
-        .args(["-p", &port.to_string(), "-et", "-M"])
+        .args(["-p", &port.to_string(), "-M"])
         .arg(torrent)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -63,11 +85,7 @@ pub fn aria2(dir: &Path, torrent: &Path, seed_minutes: &str) -> KillOnDrop {
             "--summary-interval=0",
             "--console-log-level=warn",
         ])
-        .args([
-            "--bt-stop-timeout=120",
-            "--file-allocation=none",
-            "--bt-require-crypto=false",
-        ])
+        .args(["--bt-stop-timeout=120", "--file-allocation=none"])
         .arg(format!("--listen-port={}", free_port()))
         .arg(torrent)
         .stdout(Stdio::null())

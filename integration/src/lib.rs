@@ -17,7 +17,9 @@ use sha1::{Digest, Sha1};
 
 pub mod clients;
 pub mod net;
+pub mod netns;
 pub mod peers;
+pub mod raw;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -63,9 +63,15 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn start(extra_args: &[&str]) -> Tracker {
-        let mut child = Command::new(workspace_bin("tracker"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra_args)
+        let mut command = Command::new(workspace_bin("tracker"));
+        command.args(["--listen", "127.0.0.1:0"]).args(extra_args);
+        Tracker::start_command(&mut command)
+    }
+
+    /// Our tracker started by `command` (its arguments given, for example
+    /// inside a network namespace); the address is the one it reports.
+    pub fn start_command(command: &mut Command) -> Tracker {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -121,12 +121,15 @@ pub struct PeerProcess {
 
 impl PeerProcess {
     pub fn start(command: &mut Command) -> PeerProcess {
+        // PEER_TEST_LOG=peer=trace shows the protocol when a test fails.
+        let filter = std::env::var("PEER_TEST_LOG").unwrap_or_else(|_| "peer=info".into());
+        PeerProcess::start_logging(command, &filter)
+    }
+
+    /// Like [`PeerProcess::start`], with the log filter a test reads from.
+    pub fn start_logging(command: &mut Command, filter: &str) -> PeerProcess {
         let mut child = command
-            // PEER_TEST_LOG=peer=trace shows the protocol when a test fails.
-            .env(
-                "RUST_LOG",
-                std::env::var("PEER_TEST_LOG").unwrap_or_else(|_| "peer=info".into()),
-            )
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

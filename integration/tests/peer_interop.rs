@@ -5,12 +5,14 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
+use common::wire::{Geometry, Message};
 use integration::{
     clients::{aria2, transmission},
     make_seed,
     net::{wait_for, Tracker},
     peer_info,
     peers::{Fixture, PeerProcess},
+    raw::{metainfo, seeder_addr, RawPeer, Received},
     require_tool, run_ok, sha1_file, workspace_bin,
 };
 
@@ -71,6 +73,7 @@ fn transmission_downloads_from_our_super_seeder() {
 fn transmission_downloads_from_our_seeder(seeder_args: &[&str]) {
     let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
     let mut seeder = fixture.seed(seeder_args);
+    check_what_the_seeder_shows(&fixture, seeder_args.contains(&"--super-seed"));
     let out = fixture.out("transmission-data");
     let _transmission = transmission(&fixture.out("transmission"), &out, &fixture.torrent);
     wait_until_identical(
@@ -88,10 +91,28 @@ fn our_peer_downloads_from_aria2() {
     download_from_the_seeder(&fixture);
 }
 
+/// aria2c at its default encryption settings (`--bt-require-crypto=false`,
+/// `--bt-min-crypto-level=plain`, none given here) opens the connections it
+/// dials with an MSE key exchange and falls back to a plaintext handshake
+/// when refused. Our seeder announced before aria2c, and the tracker's
+/// interval is long, so only aria2c dials: our log (at debug level) shows
+/// the encrypted attempt refused, then aria2c's plaintext handshake on a
+/// connection it opened.
 #[test]
 fn aria2_downloads_from_our_peer() {
-    let fixture = Fixture::new("6M", 256 * 1024, TRACKER);
-    let mut seeder = fixture.seed(&[]);
+    let fixture = Fixture::new("6M", 256 * 1024, &["--interval", "60"]);
+    let mut seeder = PeerProcess::start_logging(
+        Command::new(workspace_bin("peer"))
+            .arg("seed")
+            .arg(&fixture.torrent)
+            .arg("--data")
+            .arg(&fixture.data)
+            .args(["--port", "0"]),
+        "peer=debug",
+    );
+    fixture
+        .tracker
+        .wait_for_seeders(&fixture.info_hash, 1, Duration::from_secs(20));
     let out = fixture.out("aria2");
     let mut aria = aria2(&out, &fixture.torrent, "0");
     let status = wait_for("aria2c to finish", Duration::from_secs(120), || {
@@ -101,6 +122,17 @@ fn aria2_downloads_from_our_peer() {
     assert_eq!(
         sha1_file(&out.join("payload.bin")),
         sha1_file(&fixture.payload)
+    );
+    let log = seeder.log();
+    let refused_mse = log.find("not a BitTorrent handshake");
+    let plaintext = log
+        .lines()
+        .filter(|line| line.contains("handshake complete") && line.contains("PeerId(A2-"))
+        .map(|line| (log.find(line), line.contains("dialed=false")))
+        .next();
+    assert!(
+        matches!((refused_mse, plaintext), (Some(mse), Some((Some(plain), true))) if mse < plain),
+        "aria2c dialled with an encrypted handshake, then a plaintext one; our log:\n{log}"
     );
     stop_after_sending_the_file(&mut seeder);
 }
@@ -150,6 +182,32 @@ fn our_peer_downloads_a_transmission_create_multi_file_torrent_from_transmission
             sha1_file(&out.join("album").join(file)),
             sha1_file(&tree.join(file)),
             "{file}"
+        );
+    }
+}
+
+/// What a newly connected peer is shown, before Transmission comes: a
+/// plain seeder sends its full bitfield; a super-seeder sends no bitfield
+/// and offers a choked peer one piece with a `have` (`peer/src/bt/superseed.rs`),
+/// so `--super-seed` is known to be in force in the run that follows.
+fn check_what_the_seeder_shows(fixture: &Fixture, super_seed: bool) {
+    let meta = metainfo(fixture);
+    let geometry = Geometry::of(&meta.info);
+    let mut probe =
+        RawPeer::connect(seeder_addr(fixture), meta.info_hash, 7).with_geometry(geometry);
+    let mut shown = Vec::new();
+    while let Received::Message(message) = probe.receive_within(Duration::from_secs(1)) {
+        shown.push(message);
+    }
+    if super_seed {
+        assert!(
+            matches!(&shown[..], [Message::Have(_)]),
+            "a super-seeder shows a choked peer one piece, with a `have`: {shown:?}"
+        );
+    } else {
+        assert!(
+            matches!(&shown[..], [Message::Bitfield(f)] if f.is_complete()),
+            "a plain seeder shows its full bitfield: {shown:?}"
         );
     }
 }

@@ -124,16 +124,29 @@ async fn run(
     dialed: bool,
 ) -> Result<(), SessionError> {
     stream.set_nodelay(true)?;
-    stream
-        .write_all(&Handshake::new(shared.info_hash, shared.our_id).encode())
-        .await?;
+    // The initiator sends its handshake first; we answer an incoming one only
+    // once it has shown itself a plaintext handshake for our torrent. A peer
+    // that opens with an encrypted (MSE) handshake, as Transmission does by
+    // default, then sees the connection closed before any byte of ours, its
+    // cue to retry in plaintext. Had we answered at once, Transmission would
+    // take our handshake as a plaintext reply, see the close as a failure,
+    // and never connect (`integration/tests/peer_interop_dialled.rs`).
+    let ours = Handshake::new(shared.info_hash, shared.our_id).encode();
+    if dialed {
+        stream.write_all(&ours).await?;
+    }
     let theirs = timeout(HANDSHAKE_TIMEOUT, read_handshake(&mut stream))
         .await
         .map_err(|_| SessionError::Timeout("handshake"))??;
     if theirs.info_hash != shared.info_hash {
         return Err(WireError::WrongInfoHash(theirs.info_hash).into());
     }
+    if !dialed {
+        stream.write_all(&ours).await?;
+    }
     let (key, commands) = shared.register(addr, theirs.peer_id, dialed)?;
+    // A plaintext handshake (we speak no other), for logs and interop tests.
+    debug!(%addr, dialed, peer_id = ?theirs.peer_id, "handshake complete");
     let mut session = Session::new(shared.clone(), key);
     let result = session.run(stream, commands).await;
     shared.unregister(key, &session.peer_has);
