@@ -10,10 +10,13 @@
 //! - [`tracker_proto`]: announce and scrape queries and replies, both ways.
 //! - [`wire`]: the peer wire protocol: handshake, messages, a bounded codec;
 //!   [`bitfield`]: the have-bits both sides exchange.
+//! - [`extension`]: the extension protocol (BEP 10) and its messages:
+//!   metadata exchange (BEP 9) and peer exchange (BEP 11).
 
 pub mod bencode;
 pub mod bitfield;
 pub mod create;
+pub mod extension;
 pub mod metainfo;
 pub mod tracker_proto;
 pub mod types;

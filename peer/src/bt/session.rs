@@ -478,7 +478,10 @@ impl Session {
             self.got_first_message = true;
         }
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::Unknown(_)
+            | Message::Extended { .. } => {}
             Message::Bitfield(field) => {
                 // BEP 3 allows it only first, but aria2c sends it after
                 // `interested`, sometimes twice: a later one replaces the last.
