@@ -21,10 +21,12 @@ use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::accept_backoff::AcceptBackoff;
+
 use super::{
     choke::{Candidate, Choker},
     session::{self, SessionEnd},
-    shared::{Command, Limits, Shared},
+    shared::{Limits, Shared},
     storage::Storage,
     tracker_client::{Progress, TrackerClient, TrackerError},
 };
@@ -177,19 +179,26 @@ pub async fn run(
     let mut complete = shared.complete.subscribe();
     let mut summary = None;
     let mut on_complete = Some(on_complete);
+    let mut accept_backoff = AcceptBackoff::default();
+    let mut accept_paused: Option<tokio::time::Instant> = None;
 
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if accept_paused.is_none() => match accepted {
                 Ok((stream, addr)) => {
+                    accept_backoff.succeeded();
                     if sessions.len() < settings.max_peers {
                         let span = tracing::debug_span!("peer", %addr);
                         sessions.spawn(session::incoming(shared.clone(), stream, addr).instrument(span));
                     }
                 }
-                Err(e) => warn!("accept failed: {e}"),
+                // Out of descriptors, say: pause accepting, not the loop.
+                Err(e) => accept_paused = Some(tokio::time::Instant::now() + accept_backoff.failed(&e)),
             },
+            _ = tokio::time::sleep_until(accept_paused.unwrap_or_else(tokio::time::Instant::now)), if accept_paused.is_some() => {
+                accept_paused = None;
+            }
             Some(found) = peers_rx.recv() => {
                 debug!(peers = found.len(), "peers from the tracker");
                 known.extend(found);
@@ -394,11 +403,7 @@ fn choke_round(shared: &Shared, choker: &mut Choker) {
     for (key, slot) in state.peers.iter_mut() {
         slot.down_round = 0;
         slot.up_round = 0;
-        let should = unchoke.contains(key);
-        if should != slot.unchoked {
-            slot.unchoked = should;
-            let _ = slot.commands.try_send(Command::Choke(!should));
-        }
+        slot.set_unchoked(unchoke.contains(key));
     }
 }
 
