@@ -147,7 +147,7 @@ fn compact(
     key: &'static str,
     width: usize,
 ) -> Result<Vec<Option<SocketAddr>>, ExtensionError> {
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(ExtensionError::BadField(key));
     }
     let count = bytes.len() / width;
