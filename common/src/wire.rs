@@ -17,7 +17,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{
     bitfield::Bitfield,
-    extension::{EXTENDED_ID, MAX_EXTENDED_LEN},
+    extension::{metadata::MAX_METADATA_SIZE, EXTENDED_ID, MAX_EXTENDED_LEN},
     metainfo::Info,
     types::{InfoHash, PeerId},
 };
@@ -222,19 +222,55 @@ impl Handshake {
     }
 }
 
+/// Largest bitfield accepted before the torrent's geometry is known: one of
+/// a torrent whose metadata is as large as any accepted
+/// ([`MAX_METADATA_SIZE`]), 20 bytes of hash per piece.
+pub const MAX_BITFIELD_BEFORE_METADATA: usize = (MAX_METADATA_SIZE as usize / 20).div_ceil(8);
+
 /// Frames messages after the handshake, checking them against a geometry.
+///
+/// Before the geometry is known (a magnet link's metadata is still being
+/// fetched), [`MessageCodec::before_metadata`] decodes with the checks that
+/// need no geometry: frames bounded, fixed lengths exact, blocks at most
+/// [`MAX_BLOCK_LEN`]; a bitfield is taken at its byte length (at most
+/// [`MAX_BITFIELD_BEFORE_METADATA`]) and indexes are not checked.
+/// [`MessageCodec::set_geometry`] turns every check on.
 #[derive(Debug, Clone)]
 pub struct MessageCodec {
-    geometry: Geometry,
+    geometry: Option<Geometry>,
     max_frame: usize,
 }
 
 impl MessageCodec {
     pub fn new(geometry: Geometry) -> Self {
         MessageCodec {
-            geometry,
+            geometry: Some(geometry),
             max_frame: geometry.max_frame_len(),
         }
+    }
+
+    /// A codec for a connection whose torrent's geometry is not known yet.
+    pub fn before_metadata() -> Self {
+        MessageCodec {
+            geometry: None,
+            max_frame: (9 + MAX_BLOCK_LEN as usize)
+                .max(2 + MAX_EXTENDED_LEN)
+                .max(1 + MAX_BITFIELD_BEFORE_METADATA),
+        }
+    }
+
+    /// Checks everything against `geometry` from the next message on.
+    pub fn set_geometry(&mut self, geometry: Geometry) {
+        *self = MessageCodec::new(geometry);
+    }
+}
+
+/// Whether a block is within `geometry`, or, with none known yet, at least
+/// a legal size.
+fn block_ok(geometry: Option<&Geometry>, block: &BlockRef) -> bool {
+    match geometry {
+        Some(g) => g.block_fits(block.index, block.begin, block.length),
+        None => block.length > 0 && block.length <= MAX_BLOCK_LEN,
     }
 }
 
@@ -268,7 +304,7 @@ impl Decoder for MessageCodec {
         }
         let mut body = src.split_to(len);
         let id = body.get_u8();
-        let g = &self.geometry;
+        let g = self.geometry.as_ref();
         let message = match id {
             0..=3 => {
                 expect_len(id, len, 1)?;
@@ -283,13 +319,13 @@ impl Decoder for MessageCodec {
             4 => {
                 expect_len(id, len, 5)?;
                 let index = body.get_u32();
-                if index >= g.piece_count {
+                if g.is_some_and(|g| index >= g.piece_count) {
                     return Err(WireError::BadIndex(index));
                 }
                 Message::Have(index)
             }
             5 => Message::Bitfield(
-                Bitfield::from_bytes(&body, g.piece_count as usize)
+                Bitfield::from_bytes(&body, g.map_or(8 * body.len(), |g| g.piece_count as usize))
                     .ok_or(WireError::BadBitfield)?,
             ),
             6 | 8 => {
@@ -299,7 +335,7 @@ impl Decoder for MessageCodec {
                     begin: body.get_u32(),
                     length: body.get_u32(),
                 };
-                if !g.block_fits(block.index, block.begin, block.length) {
+                if !block_ok(g, &block) {
                     return Err(WireError::BadBlock(block));
                 }
                 if id == 6 {
@@ -322,7 +358,7 @@ impl Decoder for MessageCodec {
                     begin,
                     length: (len - 9) as u32,
                 };
-                if !g.block_fits(index, begin, block.length) {
+                if !block_ok(g, &block) {
                     return Err(WireError::BadBlock(block));
                 }
                 Message::Piece {
@@ -617,6 +653,51 @@ mod tests {
             decode_all(frame(21, b"")).unwrap(),
             vec![Message::Unknown(21)]
         );
+    }
+
+    #[test]
+    fn before_the_metadata_only_the_geometry_free_checks_apply() {
+        let mut codec = MessageCodec::before_metadata();
+        let mut buf = BytesMut::new();
+        for f in [
+            frame(5, &[0xff, 0xff, 0x01]),
+            frame(4, &words(&[1_000_000])),
+            frame(6, &words(&[99, 0, 16384])),
+            frame(20, b"\x00de"),
+        ] {
+            buf.extend_from_slice(&f);
+        }
+        let mut out = Vec::new();
+        while let Some(m) = codec.decode(&mut buf).unwrap() {
+            out.push(m);
+        }
+        assert!(matches!(&out[0], Message::Bitfield(b) if b.len() == 24 && b.count() == 17));
+        assert_eq!(out[1], Message::Have(1_000_000));
+        assert!(matches!(
+            out[2],
+            Message::Request(BlockRef { index: 99, .. })
+        ));
+        assert!(matches!(out[3], Message::Extended { id: 0, .. }));
+        for bad in [
+            frame(6, &words(&[0, 0, 16385])),
+            frame(7, &[words(&[0, 0]), vec![0; 16385]].concat()),
+            frame(0, b"x"),
+        ] {
+            let mut codec = MessageCodec::before_metadata();
+            assert!(codec.decode(&mut BytesMut::from(&bad[..])).is_err());
+        }
+        let mut too_long = BytesMut::new();
+        too_long.put_u32(2 + MAX_BITFIELD_BEFORE_METADATA as u32);
+        assert!(matches!(
+            MessageCodec::before_metadata().decode(&mut too_long),
+            Err(WireError::FrameTooLong(_))
+        ));
+        // Once the geometry is known, every check is on.
+        codec.set_geometry(G);
+        for bad in [frame(4, &words(&[10])), frame(5, &[0xff, 0xff, 0x01])] {
+            let mut c = codec.clone();
+            assert!(c.decode(&mut BytesMut::from(&bad[..])).is_err());
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   [`buffers`], the piece buffers it reuses;
 //! - [`choke`]: whom to upload to (pure);
 //! - [`superseed`]: which pieces an initial seeder shows each peer (pure, BEP 16);
+//! - [`metadata`]: fetching the info dictionary of a magnet link from peers
+//!   (pure, BEP 9);
 //! - [`tracker_client`]: HTTP announces with tier failover;
 //! - [`session`]: one peer connection (handshake, codec, requests, uploads);
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
@@ -16,6 +18,7 @@
 
 pub mod buffers;
 pub mod choke;
+pub mod metadata;
 pub mod picker;
 pub mod session;
 pub mod shared;
