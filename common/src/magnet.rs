@@ -166,7 +166,12 @@ fn parse_hash(text: &str) -> Result<InfoHash, MagnetError> {
     }
 }
 
+/// Whether `text` is a peer address as `x.pe` and `--peer` take it:
 /// `host:port` or `[v6]:port`, port 1 to 65535.
+pub fn is_peer_address(text: &str) -> bool {
+    check_peer(text).is_ok()
+}
+
 fn check_peer(peer: &str) -> Result<(), MagnetError> {
     let bad = || MagnetError::BadPeer(peer.chars().take(300).collect());
     let (host, port) = peer.rsplit_once(':').ok_or_else(bad)?;

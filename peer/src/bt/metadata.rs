@@ -107,6 +107,7 @@ impl MetadataFetch {
     }
 
     /// The size in force, once a peer stated one.
+    #[cfg(test)]
     pub fn size(&self) -> Option<usize> {
         self.geometry.map(|g| g.size())
     }

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{
+    extensions::Offered,
     picker::{CompletePiece, PeerKey, Picker},
     storage::Storage,
     superseed::Offers,
@@ -122,6 +123,8 @@ pub enum Refusal {
 pub struct Shared {
     pub info_hash: InfoHash,
     pub our_id: PeerId,
+    /// What the extension protocol offers peers (the metadata, our port).
+    pub offered: Offered,
     pub geometry: Geometry,
     pub storage: Arc<Storage>,
     state: Mutex<State>,
@@ -164,6 +167,7 @@ impl Shared {
         storage: Storage,
         have: Bitfield,
         limits: Limits,
+        offered: Offered,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
         let complete = have.is_complete();
@@ -173,6 +177,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             info_hash,
             our_id,
+            offered,
             geometry,
             storage: Arc::new(storage),
             state: Mutex::new(State {

@@ -25,6 +25,7 @@ use crate::accept_backoff::AcceptBackoff;
 
 use super::{
     choke::{Candidate, Choker},
+    extensions::Offered,
     session::{self, SessionEnd},
     shared::{Limits, Shared},
     storage::Storage,
@@ -49,6 +50,9 @@ pub struct Settings {
     pub unchoke_slots: usize,
     /// Super-seed (BEP 16): show each peer only pieces chosen for it.
     pub super_seed: bool,
+    /// Peers to dial from the start (`--peer`, a magnet link's `x.pe`),
+    /// besides those the trackers give.
+    pub peers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Error)]
@@ -109,9 +113,18 @@ pub fn new_peer_id() -> PeerId {
     PeerId(id)
 }
 
-/// Runs the torrent until it completes (unless seeding) or `shutdown` fires.
-/// `on_complete` is called once, when the last piece verifies; `on_status`
-/// twice a second. Times in the summary count from `started`.
+/// The listening socket for peers, on every IPv4 address, `port` 0 for
+/// any free one.
+pub async fn listen(port: u16) -> Result<TcpListener, TorrentError> {
+    TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .await
+        .map_err(|source| TorrentError::Listen { port, source })
+}
+
+/// Runs the torrent on `listener` until it completes (unless seeding) or
+/// `shutdown` fires. `on_complete` is called once, when the last piece
+/// verifies; `on_status` twice a second. Times in the summary count from
+/// `started`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     started: Instant,
@@ -119,16 +132,11 @@ pub async fn run(
     storage: Storage,
     have: Bitfield,
     settings: Settings,
+    listener: TcpListener,
     shutdown: CancellationToken,
     on_complete: impl FnOnce(&Summary),
     on_status: impl Fn(Status),
 ) -> Result<Outcome, TorrentError> {
-    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, settings.port))
-        .await
-        .map_err(|source| TorrentError::Listen {
-            port: settings.port,
-            source,
-        })?;
     let port = listener
         .local_addr()
         .map_err(|source| TorrentError::Listen {
@@ -151,21 +159,42 @@ pub async fn run(
         storage,
         have,
         limits,
+        Offered {
+            // BEP 27: a private torrent's metadata goes only through trackers.
+            metadata: (!meta.info.private).then(|| Arc::from(meta.raw_info())),
+            listen_port: port,
+            reqq: session::MAX_QUEUED_REQUESTS as u32,
+        },
         shutdown.clone(),
     )
     .map_err(TorrentError::Threads)?;
     let start_have = meta.info.total_length - shared.left();
     info!(port, "listening for peers");
 
-    let mut tracker = TrackerClient::new(meta.tracker_tiers(), meta.info_hash, our_id, port)?;
-    let first = first_announce(&mut tracker, &shared).await?;
     let (peers_tx, mut peers_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
-    let _ = peers_tx.try_send(first.peers.iter().map(|p| p.addr).collect());
-    let interval = Duration::from_secs(u64::from(first.interval.clamp(5, 3600)));
-    let tracker_task = tokio::spawn(
-        tracker_loop(tracker, shared.clone(), interval, peers_tx)
-            .instrument(tracing::info_span!("tracker")),
-    );
+    let _ = peers_tx.try_send(settings.peers.clone());
+    // Without a tracker the peers given by hand are all there is; with
+    // neither, the torrent cannot start.
+    let tracker_task = match TrackerClient::new(meta.tracker_tiers(), meta.info_hash, our_id, port)
+    {
+        Err(TrackerError::NoTracker) if !settings.peers.is_empty() => {
+            info!(
+                peers = settings.peers.len(),
+                "no HTTP tracker: dialling the peers given"
+            );
+            None
+        }
+        Err(error) => return Err(error.into()),
+        Ok(mut tracker) => {
+            let first = first_announce(&mut tracker, &shared).await?;
+            let _ = peers_tx.try_send(first.peers.iter().map(|p| p.addr).collect());
+            let interval = Duration::from_secs(u64::from(first.interval.clamp(5, 3600)));
+            Some(tokio::spawn(
+                tracker_loop(tracker, shared.clone(), interval, peers_tx)
+                    .instrument(tracing::info_span!("tracker")),
+            ))
+        }
+    };
 
     let mut sessions: JoinSet<SessionEnd> = JoinSet::new();
     let mut dialing: HashSet<SocketAddr> = HashSet::new();
@@ -251,7 +280,10 @@ pub async fn run(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
+    if let Some(task) = tracker_task {
+        // It announces `stopped` on the way out.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     // No fsync: written pieces are in the page cache and the kernel writes
     // them back; after a crash, the resume check finds what reached the disk.
     match fatal {
