@@ -114,6 +114,9 @@ pub async fn fetch_metadata(
                     async move {
                         match connect(&shared, key, addr).await {
                             Ok(()) => debug!("connection closed"),
+                            // A lie is worth a line at the default level.
+                            Err(ConnectionError::Misbehaved(lie)) => info!(%addr, "dropped: {lie}"),
+                            Err(ConnectionError::Extension(e)) => info!(%addr, "dropped: {e}"),
                             Err(e) => debug!(error = %e, "connection ended"),
                         }
                         shared.lock().peer_left(key);
