@@ -88,6 +88,37 @@ pub fn dict_value_spans(input: &[u8]) -> Result<Vec<DictEntrySpan<'_>>, BencodeE
     Ok(spans)
 }
 
+/// The length of the one well-formed value at the start of `input`, which may
+/// be followed by other bytes (as a `ut_metadata` data message's dictionary
+/// is followed by the piece). Same rules and bounds as [`check`].
+pub fn value_len(input: &[u8]) -> Result<usize, BencodeError> {
+    skip_value(input, 0)
+}
+
+/// The integer a value span holds (`i42e`), or `None` if it holds another
+/// kind of value. For spans from [`dict_value_spans`].
+pub fn int_of(value: &[u8]) -> Option<i64> {
+    match value.first() {
+        Some(b'i') => read_int(value, 1, b'e')
+            .ok()
+            .filter(|&(_, end)| end == value.len())
+            .map(|(v, _)| v),
+        _ => None,
+    }
+}
+
+/// The byte string a value span holds (`4:spam`), or `None` if it holds
+/// another kind of value. For spans from [`dict_value_spans`].
+pub fn bytes_of(value: &[u8]) -> Option<&[u8]> {
+    match value.first() {
+        Some(b'0'..=b'9') => read_string(value, 0)
+            .ok()
+            .filter(|&(_, end)| end == value.len())
+            .map(|(v, _)| v),
+        _ => None,
+    }
+}
+
 /// Decodes a value after [`check`] has accepted the bytes.
 pub fn decode<T: DeserializeOwned>(input: &[u8]) -> Result<T, BencodeError> {
     check(input)?;

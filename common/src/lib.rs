@@ -5,15 +5,20 @@
 //!   the byte spans of a dictionary's values.
 //! - [`metainfo`]: `.torrent` files, from raw bytes to a validated
 //!   [`metainfo::Metainfo`] whose paths cannot escape the download directory.
+//! - [`magnet`]: magnet links (BEP 9) parsed: info-hash, name, trackers, peers.
 //! - [`create`]: building a torrent from files: piece-length rule, directory
 //!   walk, parallel hashing.
 //! - [`tracker_proto`]: announce and scrape queries and replies, both ways.
 //! - [`wire`]: the peer wire protocol: handshake, messages, a bounded codec;
 //!   [`bitfield`]: the have-bits both sides exchange.
+//! - [`extension`]: the extension protocol (BEP 10) and its messages:
+//!   metadata exchange (BEP 9) and peer exchange (BEP 11).
 
 pub mod bencode;
 pub mod bitfield;
 pub mod create;
+pub mod extension;
+pub mod magnet;
 pub mod metainfo;
 pub mod tracker_proto;
 pub mod types;

@@ -17,6 +17,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{
     bitfield::Bitfield,
+    extension::{metadata::MAX_METADATA_SIZE, EXTENDED_ID, MAX_EXTENDED_LEN},
     metainfo::Info,
     types::{InfoHash, PeerId},
 };
@@ -55,9 +56,13 @@ impl Geometry {
         (self.piece_count as usize).div_ceil(8)
     }
 
-    /// Largest legal frame body (after the 4-byte length prefix).
+    /// Largest legal frame body (after the 4-byte length prefix): a block,
+    /// the bitfield, or an extended message, whichever is longest. Each
+    /// message id then has its own, tighter length check.
     pub fn max_frame_len(&self) -> usize {
-        (9 + MAX_BLOCK_LEN as usize).max(1 + self.bitfield_len())
+        (9 + MAX_BLOCK_LEN as usize)
+            .max(1 + self.bitfield_len())
+            .max(2 + MAX_EXTENDED_LEN)
     }
 
     /// Whether a block at `begin` of `length` bytes lies inside piece `index`.
@@ -94,6 +99,13 @@ pub enum Message {
     Cancel(BlockRef),
     /// DHT port (BEP 5): tolerated and ignored.
     Port(u16),
+    /// An extended message (BEP 10): the extended id (0 for the extension
+    /// handshake) and the body, at most [`MAX_EXTENDED_LEN`] bytes; what the
+    /// body means is for [`crate::extension`] to read.
+    Extended {
+        id: u8,
+        payload: Bytes,
+    },
     /// A message id this client does not speak (e.g. an extension it never
     /// advertised), within the frame limit: skipped.
     Unknown(u8),
@@ -119,6 +131,21 @@ pub enum WireError {
     Io(#[from] std::io::Error),
 }
 
+/// A reserved bit: its byte and mask.
+type ReservedBit = (usize, u8);
+/// BEP 10's bit: the 20th from the right of the 64 reserved bits.
+const EXTENSION_BIT: ReservedBit = (5, 0x10);
+/// BEP 6's bit: the 3rd from the right.
+const FAST_BIT: ReservedBit = (7, 0x04);
+
+fn set_bit(reserved: &mut [u8; 8], (byte, mask): ReservedBit, on: bool) {
+    if on {
+        reserved[byte] |= mask;
+    } else {
+        reserved[byte] &= !mask;
+    }
+}
+
 /// The 68-byte handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
@@ -134,6 +161,30 @@ impl Handshake {
             info_hash,
             peer_id,
         }
+    }
+
+    /// This handshake with the reserved bits of the extension protocol
+    /// (BEP 10: bit 20 from the right, byte 5's 0x10) set or cleared.
+    pub fn with_extensions(mut self, on: bool) -> Self {
+        set_bit(&mut self.reserved, EXTENSION_BIT, on);
+        self
+    }
+
+    /// This handshake with the fast extension's bit (BEP 6: the last byte's
+    /// 0x04) set or cleared.
+    pub fn with_fast(mut self, on: bool) -> Self {
+        set_bit(&mut self.reserved, FAST_BIT, on);
+        self
+    }
+
+    /// Whether the sender speaks the extension protocol (BEP 10).
+    pub fn supports_extensions(&self) -> bool {
+        self.reserved[EXTENSION_BIT.0] & EXTENSION_BIT.1 != 0
+    }
+
+    /// Whether the sender speaks the fast extension (BEP 6).
+    pub fn supports_fast(&self) -> bool {
+        self.reserved[FAST_BIT.0] & FAST_BIT.1 != 0
     }
 
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
@@ -171,19 +222,55 @@ impl Handshake {
     }
 }
 
+/// Largest bitfield accepted before the torrent's geometry is known: one of
+/// a torrent whose metadata is as large as any accepted
+/// ([`MAX_METADATA_SIZE`]), 20 bytes of hash per piece.
+pub const MAX_BITFIELD_BEFORE_METADATA: usize = (MAX_METADATA_SIZE as usize / 20).div_ceil(8);
+
 /// Frames messages after the handshake, checking them against a geometry.
+///
+/// Before the geometry is known (a magnet link's metadata is still being
+/// fetched), [`MessageCodec::before_metadata`] decodes with the checks that
+/// need no geometry: frames bounded, fixed lengths exact, blocks at most
+/// [`MAX_BLOCK_LEN`]; a bitfield is taken at its byte length (at most
+/// [`MAX_BITFIELD_BEFORE_METADATA`]) and indexes are not checked.
+/// [`MessageCodec::set_geometry`] turns every check on.
 #[derive(Debug, Clone)]
 pub struct MessageCodec {
-    geometry: Geometry,
+    geometry: Option<Geometry>,
     max_frame: usize,
 }
 
 impl MessageCodec {
     pub fn new(geometry: Geometry) -> Self {
         MessageCodec {
-            geometry,
+            geometry: Some(geometry),
             max_frame: geometry.max_frame_len(),
         }
+    }
+
+    /// A codec for a connection whose torrent's geometry is not known yet.
+    pub fn before_metadata() -> Self {
+        MessageCodec {
+            geometry: None,
+            max_frame: (9 + MAX_BLOCK_LEN as usize)
+                .max(2 + MAX_EXTENDED_LEN)
+                .max(1 + MAX_BITFIELD_BEFORE_METADATA),
+        }
+    }
+
+    /// Checks everything against `geometry` from the next message on.
+    pub fn set_geometry(&mut self, geometry: Geometry) {
+        *self = MessageCodec::new(geometry);
+    }
+}
+
+/// Whether a block is within `geometry`, or, with none known yet, at least
+/// a legal size.
+fn block_ok(geometry: Option<&Geometry>, block: &BlockRef) -> bool {
+    match geometry {
+        Some(g) => g.block_fits(block.index, block.begin, block.length),
+        None => block.length > 0 && block.length <= MAX_BLOCK_LEN,
     }
 }
 
@@ -217,7 +304,7 @@ impl Decoder for MessageCodec {
         }
         let mut body = src.split_to(len);
         let id = body.get_u8();
-        let g = &self.geometry;
+        let g = self.geometry.as_ref();
         let message = match id {
             0..=3 => {
                 expect_len(id, len, 1)?;
@@ -232,13 +319,13 @@ impl Decoder for MessageCodec {
             4 => {
                 expect_len(id, len, 5)?;
                 let index = body.get_u32();
-                if index >= g.piece_count {
+                if g.is_some_and(|g| index >= g.piece_count) {
                     return Err(WireError::BadIndex(index));
                 }
                 Message::Have(index)
             }
             5 => Message::Bitfield(
-                Bitfield::from_bytes(&body, g.piece_count as usize)
+                Bitfield::from_bytes(&body, g.map_or(8 * body.len(), |g| g.piece_count as usize))
                     .ok_or(WireError::BadBitfield)?,
             ),
             6 | 8 => {
@@ -248,7 +335,7 @@ impl Decoder for MessageCodec {
                     begin: body.get_u32(),
                     length: body.get_u32(),
                 };
-                if !g.block_fits(block.index, block.begin, block.length) {
+                if !block_ok(g, &block) {
                     return Err(WireError::BadBlock(block));
                 }
                 if id == 6 {
@@ -271,7 +358,7 @@ impl Decoder for MessageCodec {
                     begin,
                     length: (len - 9) as u32,
                 };
-                if !g.block_fits(index, begin, block.length) {
+                if !block_ok(g, &block) {
                     return Err(WireError::BadBlock(block));
                 }
                 Message::Piece {
@@ -283,6 +370,19 @@ impl Decoder for MessageCodec {
             9 => {
                 expect_len(id, len, 3)?;
                 Message::Port(body.get_u16())
+            }
+            EXTENDED_ID => {
+                if !(2..=2 + MAX_EXTENDED_LEN).contains(&len) {
+                    return Err(WireError::BadLength {
+                        id,
+                        len,
+                        expected: 2 + MAX_EXTENDED_LEN,
+                    });
+                }
+                Message::Extended {
+                    id: body.get_u8(),
+                    payload: body.freeze(),
+                }
             }
             other => Message::Unknown(other),
         };
@@ -338,6 +438,13 @@ impl Encoder<Message> for MessageCodec {
                 dst.put_u8(9);
                 dst.put_u16(port);
             }
+            Message::Extended { id, payload } => {
+                dst.reserve(6 + payload.len());
+                dst.put_u32(2 + payload.len() as u32);
+                dst.put_u8(EXTENDED_ID);
+                dst.put_u8(id);
+                dst.put_slice(&payload);
+            }
             Message::Unknown(id) => simple(dst, id),
         }
         Ok(())
@@ -383,6 +490,10 @@ mod tests {
                 length: 100,
             }),
             Message::Port(6881),
+            Message::Extended {
+                id: 0,
+                payload: Bytes::from_static(b"d1:md6:ut_pexi2eee"),
+            },
         ]
     }
 
@@ -496,7 +607,7 @@ mod tests {
         assert!(
             matches!(
                 decode_all(frame(7, &big_block)),
-                Err(WireError::FrameTooLong(_))
+                Err(WireError::BadBlock(_))
             ),
             "block over 16 KiB"
         );
@@ -518,9 +629,90 @@ mod tests {
             Err(WireError::BadLength { id: 9, .. })
         ));
         assert_eq!(
-            decode_all(frame(20, b"extension")).unwrap(),
-            vec![Message::Unknown(20)]
+            decode_all(frame(20, b"\x03extension")).unwrap(),
+            vec![Message::Extended {
+                id: 3,
+                payload: Bytes::from_static(b"extension")
+            }]
         );
+        assert!(
+            matches!(
+                decode_all(frame(20, &[])),
+                Err(WireError::BadLength { id: 20, .. })
+            ),
+            "an extended message without its id"
+        );
+        let long = vec![0u8; 2 + MAX_EXTENDED_LEN];
+        assert!(matches!(
+            decode_all(frame(20, &long)),
+            Err(WireError::FrameTooLong(_))
+        ));
+        let longest = vec![0u8; 1 + MAX_EXTENDED_LEN];
+        assert!(decode_all(frame(20, &longest)).is_ok());
+        assert_eq!(
+            decode_all(frame(21, b"")).unwrap(),
+            vec![Message::Unknown(21)]
+        );
+    }
+
+    #[test]
+    fn before_the_metadata_only_the_geometry_free_checks_apply() {
+        let mut codec = MessageCodec::before_metadata();
+        let mut buf = BytesMut::new();
+        for f in [
+            frame(5, &[0xff, 0xff, 0x01]),
+            frame(4, &words(&[1_000_000])),
+            frame(6, &words(&[99, 0, 16384])),
+            frame(20, b"\x00de"),
+        ] {
+            buf.extend_from_slice(&f);
+        }
+        let mut out = Vec::new();
+        while let Some(m) = codec.decode(&mut buf).unwrap() {
+            out.push(m);
+        }
+        assert!(matches!(&out[0], Message::Bitfield(b) if b.len() == 24 && b.count() == 17));
+        assert_eq!(out[1], Message::Have(1_000_000));
+        assert!(matches!(
+            out[2],
+            Message::Request(BlockRef { index: 99, .. })
+        ));
+        assert!(matches!(out[3], Message::Extended { id: 0, .. }));
+        for bad in [
+            frame(6, &words(&[0, 0, 16385])),
+            frame(7, &[words(&[0, 0]), vec![0; 16385]].concat()),
+            frame(0, b"x"),
+        ] {
+            let mut codec = MessageCodec::before_metadata();
+            assert!(codec.decode(&mut BytesMut::from(&bad[..])).is_err());
+        }
+        let mut too_long = BytesMut::new();
+        too_long.put_u32(2 + MAX_BITFIELD_BEFORE_METADATA as u32);
+        assert!(matches!(
+            MessageCodec::before_metadata().decode(&mut too_long),
+            Err(WireError::FrameTooLong(_))
+        ));
+        // Once the geometry is known, every check is on.
+        codec.set_geometry(G);
+        for bad in [frame(4, &words(&[10])), frame(5, &[0xff, 0xff, 0x01])] {
+            let mut c = codec.clone();
+            assert!(c.decode(&mut BytesMut::from(&bad[..])).is_err());
+        }
+    }
+
+    #[test]
+    fn the_reserved_bits_of_bep_10_and_bep_6() {
+        let plain = Handshake::new(InfoHash([1; 20]), PeerId([2; 20]));
+        assert!(!plain.supports_extensions() && !plain.supports_fast());
+        let both = plain.with_extensions(true).with_fast(true);
+        assert_eq!(both.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+        let decoded = Handshake::decode(&both.encode()).unwrap();
+        assert!(decoded.supports_extensions() && decoded.supports_fast());
+        assert_eq!(both.with_fast(false).reserved, [0, 0, 0, 0, 0, 0x10, 0, 0]);
+        // libtorrent also sets the DHT bit (0x01) and others: read ours only.
+        let mut theirs = plain;
+        theirs.reserved = [0, 0, 0, 0, 0, 0x10, 0, 0x05];
+        assert!(theirs.supports_extensions() && theirs.supports_fast());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::{fs, net::SocketAddr, path::Path};
 use bytes::{Bytes, BytesMut};
 use common::{
     bitfield::Bitfield,
+    extension::{handshake::ExtHandshake, metadata::MetadataMessage, pex::PexMessage},
     tracker_proto::{
         encode_failure, response::encode_scrape, AnnounceEvent, AnnounceRequest, AnnounceResponse,
         PeerEntry, ScrapeStats,
@@ -260,5 +261,38 @@ fn main() -> std::io::Result<()> {
         },
     )];
     write("tracker_response", "scrape", &encode_scrape(&mut files))?;
+
+    // Extension messages (BEP 10, 9, 11): ours, and libtorrent's handshake
+    // as it is on the wire.
+    let ours = ExtHandshake {
+        extensions: vec![("ut_metadata".into(), 1), ("ut_pex".into(), 2)],
+        client: Some("peer 0.1.0".into()),
+        listen_port: Some(6881),
+        reqq: Some(1024),
+        metadata_size: Some(31_235),
+        your_ip: Some("127.0.0.1".parse().unwrap()),
+    };
+    write("ext_handshake", "ours", &ours.encode())?;
+    write(
+        "ext_handshake",
+        "libtorrent",
+        b"d12:complete_agoi-1e1:md11:lt_donthavei7e10:share_modei8e11:upload_onlyi3e12:ut_holepunchi4e11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei1234e1:pi6881e4:reqqi500e11:upload_onlyi0e1:v18:libtorrent/2.0.8.06:yourip4:\x7f\x00\x00\x01e",
+    )?;
+    write("ut_metadata", "request", &MetadataMessage::Request { piece: 1 }.encode())?;
+    write("ut_metadata", "reject", &MetadataMessage::Reject { piece: 0 }.encode())?;
+    let piece = MetadataMessage::Data {
+        piece: 1,
+        total_size: 20_000,
+        data: Bytes::from(vec![b'x'; 20_000 - 16_384]),
+    };
+    write("ut_metadata", "data", &piece.encode())?;
+    let pex = PexMessage {
+        added: vec![
+            ("127.0.0.2:6881".parse().unwrap(), 0x12),
+            ("[::1]:51413".parse().unwrap(), 0x01),
+        ],
+        dropped: vec!["127.0.0.3:6881".parse().unwrap()],
+    };
+    write("ut_pex", "both-families", &pex.encode())?;
     Ok(())
 }

@@ -15,7 +15,10 @@
 #![no_main]
 
 use bytes::BytesMut;
-use common::wire::{Geometry, Message, MessageCodec, WireError, MAX_BLOCK_LEN};
+use common::{
+    extension::{EXTENDED_ID, MAX_EXTENDED_LEN},
+    wire::{Geometry, Message, MessageCodec, WireError, MAX_BLOCK_LEN},
+};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -149,8 +152,12 @@ fn check_message(g: &Geometry, message: &Message, frame: &[u8]) {
             let size = g.piece_size(*index).unwrap();
             assert!(u64::from(*begin) + data.len() as u64 <= size);
         }
+        Message::Extended { payload, .. } => {
+            assert_eq!(frame[4], EXTENDED_ID);
+            assert!(payload.len() <= MAX_EXTENDED_LEN);
+        }
         Message::Unknown(id) => {
-            assert!(*id > 9);
+            assert!(*id > 9 && *id != EXTENDED_ID);
             assert_eq!(frame[4], *id);
             return; // its body is skipped, so it cannot re-encode to the same frame
         }

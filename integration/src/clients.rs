@@ -94,3 +94,26 @@ pub fn aria2(dir: &Path, torrent: &Path, seed_minutes: &str) -> KillOnDrop {
         .expect("aria2c starts");
     KillOnDrop(child)
 }
+
+/// python3-libtorrent through `integration/lt_peer.py` (see its docstring
+/// for the modes and the settings it changes): its JSON lines arrive on the
+/// returned process's channel, the first one saying its port.
+pub fn libtorrent(args: &[&std::ffi::OsStr]) -> (crate::peers::PeerProcess, u16) {
+    let found = Command::new("/usr/bin/python3")
+        .args(["-c", "import libtorrent"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "python3-libtorrent is not installed: run integration/install-deps.sh (./test.sh does it)"
+    );
+    let mut process = crate::peers::PeerProcess::start(
+        Command::new("/usr/bin/python3")
+            .arg(crate::repo_root().join("integration/lt_peer.py"))
+            .args(args),
+    );
+    let listening = process.json_line(std::time::Duration::from_secs(20));
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let port = listening["port"].as_u64().expect("a port") as u16;
+    (process, port)
+}

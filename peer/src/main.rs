@@ -1,6 +1,7 @@
 //! The `peer` command line: argument parsing and dispatch only. Each
 //! subcommand lives in [`commands`]; exit codes are listed in [`exit`].
 
+mod accept_backoff;
 mod baseline;
 mod bt;
 mod commands;

@@ -290,7 +290,12 @@ impl Swarms {
                 }
             }
         }
-        let peers = swarm.pick(index, a.left == 0, a.numwant, rng);
+        // A seeder gets only leechers; but a first announce with nothing
+        // downloaded and nothing left may be a magnet leecher that does not
+        // know the size yet (aria2c announces so): it gets seeders too, at
+        // the cost of a fresh seeder meeting a few seeders once.
+        let may_be_magnet = a.event == AnnounceEvent::Started && a.downloaded == 0;
+        let peers = swarm.pick(index, a.left == 0 && !may_be_magnet, a.numwant, rng);
         Ok(AnnounceOutcome {
             stats: swarm.stats(),
             peers,
@@ -406,6 +411,28 @@ mod tests {
                 downloaded: 0,
                 incomplete: 2
             }
+        );
+    }
+
+    #[test]
+    fn a_first_announce_with_nothing_left_or_downloaded_gets_seeders_too() {
+        let swarms = Swarms::new(100);
+        for id in 1..=3 {
+            swarms
+                .announce(&announce(id, 0, AnnounceEvent::Started), 0, &mut rng())
+                .unwrap();
+        }
+        // aria2c with a magnet link: left=0, downloaded=0, event=started.
+        let magnet = swarms
+            .announce(&announce(7, 0, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        assert_eq!(magnet.peers.len(), 3);
+        let later = swarms
+            .announce(&announce(7, 0, AnnounceEvent::None), 1, &mut rng())
+            .unwrap();
+        assert!(
+            later.peers.is_empty(),
+            "a seeder's regular announce gets no seeders"
         );
     }
 

@@ -224,6 +224,26 @@ impl Metainfo {
         })
     }
 
+    /// A torrent from an `info` dictionary fetched from peers (BEP 9) and
+    /// the trackers a magnet link named: the bytes are checked and validated
+    /// by the same rules as a `.torrent` file's (bounded bencode, paths that
+    /// cannot escape, sizes and piece count that agree). The caller has
+    /// already compared their SHA-1 with the info-hash it asked for.
+    pub fn from_info_bytes(info: &[u8], tiers: Vec<Vec<String>>) -> Result<Self, MetainfoError> {
+        let mut bytes = Vec::with_capacity(info.len() + 16);
+        bytes.extend_from_slice(b"d4:info");
+        bytes.extend_from_slice(info);
+        bytes.push(b'e');
+        let mut meta = Metainfo::from_bytes(&bytes)?;
+        meta.announce = tiers.first().and_then(|tier| tier.first()).cloned();
+        meta.announce_list = if tiers.len() > 1 || tiers.first().is_some_and(|t| t.len() > 1) {
+            tiers
+        } else {
+            Vec::new()
+        };
+        Ok(meta)
+    }
+
     /// The `info` dictionary's bytes, as hashed.
     pub fn raw_info(&self) -> &[u8] {
         &self.raw_info

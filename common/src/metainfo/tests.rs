@@ -483,3 +483,35 @@ fn every_error_message_names_what_is_wrong() {
         "`info.pieces` is 59 bytes long, not a multiple of 20"
     );
 }
+
+#[test]
+fn metadata_from_peers_is_validated_like_a_torrent_file() {
+    let file = Metainfo::from_bytes(include_bytes!("../../../torrents/seed-1g.torrent")).unwrap();
+    let tiers = vec![
+        vec!["http://127.0.0.1:1/announce".to_owned()],
+        vec!["udp://127.0.0.1:2".to_owned()],
+    ];
+    let fetched = Metainfo::from_info_bytes(file.raw_info(), tiers.clone()).unwrap();
+    assert_eq!(fetched.info_hash, file.info_hash);
+    assert_eq!(fetched.info, file.info);
+    assert_eq!(fetched.tracker_tiers(), tiers);
+    // Written out and read back, it is the same torrent.
+    let again = Metainfo::from_bytes(&fetched.to_bytes()).unwrap();
+    assert_eq!(
+        (again.info_hash, again.tracker_tiers()),
+        (file.info_hash, tiers)
+    );
+    let alone = Metainfo::from_info_bytes(file.raw_info(), vec![]).unwrap();
+    assert!(alone.tracker_tiers().is_empty() && alone.announce.is_none());
+
+    // An info dictionary a `.torrent` would be refused for is refused here.
+    let escaping = torrent(with(multi_info(), "name", bytes("..")));
+    let spans = bencode::dict_value_spans(&escaping).unwrap();
+    let (_, range) = spans.iter().find(|(k, _)| *k == b"info").unwrap();
+    assert!(matches!(
+        Metainfo::from_info_bytes(&escaping[range.clone()], vec![]),
+        Err(MetainfoError::BadPath { .. })
+    ));
+    assert!(Metainfo::from_info_bytes(b"i1e", vec![]).is_err());
+    assert!(Metainfo::from_info_bytes(b"d4:infoi1ee", vec![]).is_err());
+}

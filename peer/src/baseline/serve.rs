@@ -29,7 +29,7 @@ use super::{
     conn,
     respond::{Shared, Stats},
 };
-use crate::rate::RateLimiter;
+use crate::{accept_backoff::AcceptBackoff, rate::RateLimiter};
 
 /// How long connections may take to finish their response after shutdown begins.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -104,6 +104,7 @@ impl Server {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let cancel = CancellationToken::new();
         let mut connections = JoinSet::new();
+        let mut backoff = AcceptBackoff::default();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
@@ -111,14 +112,12 @@ impl Server {
                 Some(joined) = connections.join_next() => report_panic(joined),
                 accepted = accept(&listener, &slots) => match accepted {
                     Ok((stream, client, permit)) => {
+                        backoff.succeeded();
                         let task = connection(Arc::clone(&self.shared), stream, client, cancel.clone(), permit);
                         connections.spawn(task.instrument(tracing::info_span!("connection", %client)));
                     }
-                    Err(e) => {
-                        // Usually out of file descriptors: back off instead of spinning.
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    // Usually out of file descriptors: back off instead of spinning.
+                    Err(e) => tokio::time::sleep(backoff.failed(&e)).await,
                 },
             }
         }

@@ -6,8 +6,11 @@
 //!   [`buffers`], the piece buffers it reuses;
 //! - [`choke`]: whom to upload to (pure);
 //! - [`superseed`]: which pieces an initial seeder shows each peer (pure, BEP 16);
+//! - [`metadata`]: fetching the info dictionary of a magnet link from peers
+//!   (pure, BEP 9), and [`magnet`], the connections that do it;
 //! - [`tracker_client`]: HTTP announces with tier failover;
-//! - [`session`]: one peer connection (handshake, codec, requests, uploads);
+//! - [`session`]: one peer connection (handshake, codec, requests, uploads),
+//!   with [`extensions`], what its extended messages (BEP 10) call for;
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
 //! - [`workers`]: the threads that hash and write complete pieces;
 //! - [`torrent`]: the coordinator that ties them together.
@@ -16,6 +19,9 @@
 
 pub mod buffers;
 pub mod choke;
+pub mod extensions;
+pub mod magnet;
+pub mod metadata;
 pub mod picker;
 pub mod session;
 pub mod shared;

@@ -20,6 +20,7 @@ use std::{
 use bytes::BufMut;
 use common::{
     bitfield::Bitfield,
+    extension::ExtensionError,
     wire::{BlockRef, Handshake, Message, MessageCodec, WireError, HANDSHAKE_LEN, MAX_BLOCK_LEN},
 };
 use futures::{SinkExt, StreamExt};
@@ -33,6 +34,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::debug;
 
 use super::{
+    extensions::PeerExtensions,
     picker::PeerKey,
     shared::{Command, Refusal, Shared},
 };
@@ -68,6 +70,8 @@ pub enum SessionError {
     Protocol(&'static str),
     #[error("disk: {0}")]
     Disk(String),
+    #[error("{0}")]
+    Extension(#[from] ExtensionError),
 }
 
 impl From<std::io::Error> for SessionError {
@@ -131,7 +135,10 @@ async fn run(
     // cue to retry in plaintext. Had we answered at once, Transmission would
     // take our handshake as a plaintext reply, see the close as a failure,
     // and never connect (`integration/tests/peer_interop_dialled.rs`).
-    let ours = Handshake::new(shared.info_hash, shared.our_id).encode();
+    // We speak the extension protocol (BEP 10), to serve metadata.
+    let ours = Handshake::new(shared.info_hash, shared.our_id)
+        .with_extensions(true)
+        .encode();
     if dialed {
         stream.write_all(&ours).await?;
     }
@@ -148,6 +155,9 @@ async fn run(
     // A plaintext handshake (we speak no other), for logs and interop tests.
     debug!(%addr, dialed, peer_id = ?theirs.peer_id, "handshake complete");
     let mut session = Session::new(shared.clone(), key);
+    if theirs.supports_extensions() {
+        session.extensions = Some((PeerExtensions::default(), addr.ip()));
+    }
     let result = session.run(stream, commands).await;
     shared.unregister(key, &session.peer_has);
     result
@@ -231,6 +241,9 @@ impl UploadQueue {
 struct Session {
     shared: Arc<Shared>,
     key: PeerKey,
+    /// The peer speaks the extension protocol: its side of it, and its
+    /// address as we see it (for `yourip`).
+    extensions: Option<(PeerExtensions, std::net::IpAddr)>,
     peer_has: Bitfield,
     peer_choking: bool,
     am_interested: bool,
@@ -258,6 +271,7 @@ impl Session {
             peer_has: Bitfield::new(shared.geometry.piece_count as usize),
             shared,
             key,
+            extensions: None,
             peer_choking: true,
             am_interested: false,
             we_choke: true,
@@ -314,6 +328,9 @@ impl Session {
         };
         self.have_cursor = cursor;
         self.super_seeding = super_seeding;
+        if let Some((_, ip)) = &self.extensions {
+            self.send(self.shared.offered.handshake(*ip)).await?;
+        }
         if super_seeding {
             self.offer().await?; // `have`s for a few pieces instead of the bitfield
         } else if bitfield.count() > 0 {
@@ -492,6 +509,14 @@ impl Session {
         }
         match message {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Extended { id, payload } => {
+                if let Some((extensions, _)) = &mut self.extensions {
+                    let reply = extensions.on_message(&self.shared.offered, id, &payload)?;
+                    if let Some(reply) = reply {
+                        self.send(reply).await?;
+                    }
+                }
+            }
             Message::Bitfield(field) => {
                 // BEP 3 allows it only first, but aria2c sends it after
                 // `interested`, sometimes twice: a later one replaces the last.

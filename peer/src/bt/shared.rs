@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{
+    extensions::Offered,
     picker::{CompletePiece, PeerKey, Picker},
     storage::Storage,
     superseed::Offers,
@@ -75,6 +76,18 @@ pub struct PeerSlot {
     pub up_round: u64,
 }
 
+impl PeerSlot {
+    /// Tells the session to choke or unchoke its peer, if that changes
+    /// anything. `unchoked` follows only a command that was queued: when the
+    /// session's queue is full the slot keeps its old state, and the next
+    /// round tries again, so the choker and the session never disagree.
+    pub fn set_unchoked(&mut self, unchoke: bool) {
+        if unchoke != self.unchoked && self.commands.try_send(Command::Choke(!unchoke)).is_ok() {
+            self.unchoked = unchoke;
+        }
+    }
+}
+
 pub struct State {
     pub picker: Picker,
     /// Verified pieces in the order they verified.
@@ -110,6 +123,8 @@ pub enum Refusal {
 pub struct Shared {
     pub info_hash: InfoHash,
     pub our_id: PeerId,
+    /// What the extension protocol offers peers (the metadata, our port).
+    pub offered: Offered,
     pub geometry: Geometry,
     pub storage: Arc<Storage>,
     state: Mutex<State>,
@@ -152,6 +167,7 @@ impl Shared {
         storage: Storage,
         have: Bitfield,
         limits: Limits,
+        offered: Offered,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
         let complete = have.is_complete();
@@ -161,6 +177,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             info_hash,
             our_id,
+            offered,
             geometry,
             storage: Arc::new(storage),
             state: Mutex::new(State {
@@ -321,5 +338,42 @@ impl Shared {
     pub fn left(&self) -> u64 {
         let have = self.state().picker.bytes_have();
         self.geometry.total_length - have
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_choke_that_cannot_be_queued_leaves_the_slot_as_it_was() {
+        let (commands, mut queue) = mpsc::channel(1);
+        let mut slot = PeerSlot {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            id: PeerId([1; 20]),
+            commands,
+            interested: true,
+            unchoked: false,
+            down_round: 0,
+            up_round: 0,
+        };
+        slot.set_unchoked(true);
+        assert!(slot.unchoked);
+        assert!(matches!(queue.try_recv(), Ok(Command::Choke(false))));
+        slot.set_unchoked(true);
+        assert!(queue.try_recv().is_err(), "no command when nothing changes");
+
+        // The queue is full: the choke is not sent, so the slot stays
+        // unchoked and the next round sends it.
+        slot.commands.try_send(Command::Close).unwrap();
+        slot.set_unchoked(false);
+        assert!(
+            slot.unchoked,
+            "the slot must follow what the session was told"
+        );
+        assert!(matches!(queue.try_recv(), Ok(Command::Close)));
+        slot.set_unchoked(false);
+        assert!(!slot.unchoked);
+        assert!(matches!(queue.try_recv(), Ok(Command::Choke(true))));
     }
 }

@@ -21,10 +21,13 @@ use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::accept_backoff::AcceptBackoff;
+
 use super::{
     choke::{Candidate, Choker},
+    extensions::Offered,
     session::{self, SessionEnd},
-    shared::{Command, Limits, Shared},
+    shared::{Limits, Shared},
     storage::Storage,
     tracker_client::{Progress, TrackerClient, TrackerError},
 };
@@ -47,6 +50,9 @@ pub struct Settings {
     pub unchoke_slots: usize,
     /// Super-seed (BEP 16): show each peer only pieces chosen for it.
     pub super_seed: bool,
+    /// Peers to dial from the start (`--peer`, a magnet link's `x.pe`),
+    /// besides those the trackers give.
+    pub peers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Error)]
@@ -107,9 +113,18 @@ pub fn new_peer_id() -> PeerId {
     PeerId(id)
 }
 
-/// Runs the torrent until it completes (unless seeding) or `shutdown` fires.
-/// `on_complete` is called once, when the last piece verifies; `on_status`
-/// twice a second. Times in the summary count from `started`.
+/// The listening socket for peers, on every IPv4 address, `port` 0 for
+/// any free one.
+pub async fn listen(port: u16) -> Result<TcpListener, TorrentError> {
+    TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+        .await
+        .map_err(|source| TorrentError::Listen { port, source })
+}
+
+/// Runs the torrent on `listener` until it completes (unless seeding) or
+/// `shutdown` fires. `on_complete` is called once, when the last piece
+/// verifies; `on_status` twice a second. Times in the summary count from
+/// `started`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     started: Instant,
@@ -117,16 +132,11 @@ pub async fn run(
     storage: Storage,
     have: Bitfield,
     settings: Settings,
+    listener: TcpListener,
     shutdown: CancellationToken,
     on_complete: impl FnOnce(&Summary),
     on_status: impl Fn(Status),
 ) -> Result<Outcome, TorrentError> {
-    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, settings.port))
-        .await
-        .map_err(|source| TorrentError::Listen {
-            port: settings.port,
-            source,
-        })?;
     let port = listener
         .local_addr()
         .map_err(|source| TorrentError::Listen {
@@ -149,21 +159,42 @@ pub async fn run(
         storage,
         have,
         limits,
+        Offered {
+            // BEP 27: a private torrent's metadata goes only through trackers.
+            metadata: (!meta.info.private).then(|| Arc::from(meta.raw_info())),
+            listen_port: port,
+            reqq: session::MAX_QUEUED_REQUESTS as u32,
+        },
         shutdown.clone(),
     )
     .map_err(TorrentError::Threads)?;
     let start_have = meta.info.total_length - shared.left();
     info!(port, "listening for peers");
 
-    let mut tracker = TrackerClient::new(meta.tracker_tiers(), meta.info_hash, our_id, port)?;
-    let first = first_announce(&mut tracker, &shared).await?;
     let (peers_tx, mut peers_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
-    let _ = peers_tx.try_send(first.peers.iter().map(|p| p.addr).collect());
-    let interval = Duration::from_secs(u64::from(first.interval.clamp(5, 3600)));
-    let tracker_task = tokio::spawn(
-        tracker_loop(tracker, shared.clone(), interval, peers_tx)
-            .instrument(tracing::info_span!("tracker")),
-    );
+    let _ = peers_tx.try_send(settings.peers.clone());
+    // Without a tracker the peers given by hand are all there is; with
+    // neither, the torrent cannot start.
+    let tracker_task = match TrackerClient::new(meta.tracker_tiers(), meta.info_hash, our_id, port)
+    {
+        Err(TrackerError::NoTracker) if !settings.peers.is_empty() => {
+            info!(
+                peers = settings.peers.len(),
+                "no HTTP tracker: dialling the peers given"
+            );
+            None
+        }
+        Err(error) => return Err(error.into()),
+        Ok(mut tracker) => {
+            let first = first_announce(&mut tracker, &shared).await?;
+            let _ = peers_tx.try_send(first.peers.iter().map(|p| p.addr).collect());
+            let interval = Duration::from_secs(u64::from(first.interval.clamp(5, 3600)));
+            Some(tokio::spawn(
+                tracker_loop(tracker, shared.clone(), interval, peers_tx)
+                    .instrument(tracing::info_span!("tracker")),
+            ))
+        }
+    };
 
     let mut sessions: JoinSet<SessionEnd> = JoinSet::new();
     let mut dialing: HashSet<SocketAddr> = HashSet::new();
@@ -177,19 +208,26 @@ pub async fn run(
     let mut complete = shared.complete.subscribe();
     let mut summary = None;
     let mut on_complete = Some(on_complete);
+    let mut accept_backoff = AcceptBackoff::default();
+    let mut accept_paused: Option<tokio::time::Instant> = None;
 
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if accept_paused.is_none() => match accepted {
                 Ok((stream, addr)) => {
+                    accept_backoff.succeeded();
                     if sessions.len() < settings.max_peers {
                         let span = tracing::debug_span!("peer", %addr);
                         sessions.spawn(session::incoming(shared.clone(), stream, addr).instrument(span));
                     }
                 }
-                Err(e) => warn!("accept failed: {e}"),
+                // Out of descriptors, say: pause accepting, not the loop.
+                Err(e) => accept_paused = Some(tokio::time::Instant::now() + accept_backoff.failed(&e)),
             },
+            _ = tokio::time::sleep_until(accept_paused.unwrap_or_else(tokio::time::Instant::now)), if accept_paused.is_some() => {
+                accept_paused = None;
+            }
             Some(found) = peers_rx.recv() => {
                 debug!(peers = found.len(), "peers from the tracker");
                 known.extend(found);
@@ -242,7 +280,10 @@ pub async fn run(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker_task).await;
+    if let Some(task) = tracker_task {
+        // It announces `stopped` on the way out.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     // No fsync: written pieces are in the page cache and the kernel writes
     // them back; after a crash, the resume check finds what reached the disk.
     match fatal {
@@ -394,11 +435,7 @@ fn choke_round(shared: &Shared, choker: &mut Choker) {
     for (key, slot) in state.peers.iter_mut() {
         slot.down_round = 0;
         slot.up_round = 0;
-        let should = unchoke.contains(key);
-        if should != slot.unchoked {
-            slot.unchoked = should;
-            let _ = slot.commands.try_send(Command::Choke(!should));
-        }
+        slot.set_unchoked(unchoke.contains(key));
     }
 }
 

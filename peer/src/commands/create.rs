@@ -175,7 +175,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 /// Writes `bytes` to a temporary file beside `output`, then moves it into
 /// place: with `replace`, over any existing file; without, only if `output`
 /// still does not exist (a hard link cannot clobber).
-fn write_atomically(output: &Path, bytes: &[u8], replace: bool) -> Result<(), Failure> {
+pub fn write_atomically(output: &Path, bytes: &[u8], replace: bool) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::new(Exit::Io, format!("{}: {e}", output.display()));
     let dir = match output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,

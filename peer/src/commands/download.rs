@@ -1,12 +1,14 @@
 //! `peer download` and `peer seed`: check what is on disk, then run the
-//! torrent; a finished download prints one JSON line on stdout.
+//! torrent; a finished download prints one JSON line on stdout. A magnet
+//! link is resolved first (`magnet_source`): its metadata is fetched from
+//! peers and saved as a `.torrent` beside the data.
 
-use std::{io::Write, path::PathBuf};
+use std::{io::Write, net::SocketAddr, path::PathBuf};
 
-use common::Metainfo;
+use common::{magnet::is_peer_address, Metainfo};
 use tokio_util::sync::CancellationToken;
 
-use super::load_torrent;
+use super::{load_torrent, magnet_source};
 use crate::{
     bt::{
         storage::{Storage, StorageError},
@@ -33,12 +35,29 @@ pub struct PeerOptions {
     /// interested last waits a whole 10 s round in a small swarm.
     #[arg(long, default_value_t = 8)]
     unchoke_slots: usize,
+    /// A peer to dial, HOST:PORT (repeatable), besides those the trackers
+    /// give; with it a torrent needs no tracker.
+    #[arg(long = "peer", value_name = "HOST:PORT", value_parser = peer_address)]
+    pub peers: Vec<String>,
+}
+
+fn peer_address(text: &str) -> Result<String, String> {
+    if is_peer_address(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected HOST:PORT (an IPv6 address in brackets), port 1 to 65535".into())
+    }
 }
 
 #[derive(clap::Args)]
 pub struct DownloadArgs {
-    /// The .torrent file.
-    torrent: PathBuf,
+    /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`).
+    #[arg(value_name = "TORRENT|MAGNET")]
+    torrent: String,
+    /// For a magnet link: where to save the .torrent made from the metadata
+    /// (default: `<name>.torrent` in the output directory, beside the data).
+    #[arg(long, value_name = "FILE")]
+    save_torrent: Option<PathBuf>,
     /// Directory to download into (created if missing); what is already
     /// there is checked and kept.
     #[arg(short, long)]
@@ -125,8 +144,14 @@ fn print_summary(summary: &Summary) {
     let _ = stdout.flush();
 }
 
-fn settings(options: &PeerOptions, download_rate: Option<u64>, keep_seeding: bool) -> Settings {
+fn settings(
+    options: &PeerOptions,
+    download_rate: Option<u64>,
+    keep_seeding: bool,
+    peers: Vec<SocketAddr>,
+) -> Settings {
     Settings {
+        peers,
         port: options.port,
         max_peers: options.max_peers.max(1),
         upload_rate: options.max_upload_rate,
@@ -139,14 +164,34 @@ fn settings(options: &PeerOptions, download_rate: Option<u64>, keep_seeding: boo
 
 pub fn download(args: DownloadArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
-    let meta = load_torrent(&args.torrent)?;
     runtime()?.block_on(async {
-        let (storage, have) = open_and_check(&meta, args.output.clone(), true).await?;
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
+        let listener = torrent::listen(args.peer.port)
+            .await
+            .map_err(torrent_failure)?;
+        let mut given = args.peer.peers.clone();
+        let meta = if common::magnet::Magnet::is_magnet(&args.torrent) {
+            let magnet = common::magnet::Magnet::parse(&args.torrent)
+                .map_err(|e| Failure::new(Exit::InvalidInput, e))?;
+            given.extend(magnet.peers.iter().cloned());
+            let port = listener.local_addr().map_or(0, |a| a.port());
+            let peers = magnet_source::resolve(&given).await;
+            let meta = magnet_source::fetch(&magnet, peers, port, shutdown.clone()).await?;
+            let saved = args
+                .save_torrent
+                .clone()
+                .unwrap_or_else(|| args.output.join(format!("{}.torrent", meta.info.name)));
+            magnet_source::save(&meta, &saved)?;
+            meta
+        } else {
+            load_torrent(std::path::Path::new(&args.torrent))?
+        };
+        let peers = magnet_source::resolve(&given).await;
+        let (storage, have) = open_and_check(&meta, args.output.clone(), true).await?;
         let bar = progress::bytes_bar(meta.info.total_length, "download");
         bar.set_position(have.count() as u64 * meta.info.piece_length.min(meta.info.total_length));
-        let settings = settings(&args.peer, args.max_download_rate, args.seed);
+        let settings = settings(&args.peer, args.max_download_rate, args.seed, peers);
         let seeding = args.seed;
         let outcome = torrent::run(
             started,
@@ -154,6 +199,7 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
             storage,
             have,
             settings,
+            listener,
             shutdown,
             |summary| {
                 bar.finish_and_clear();
@@ -197,16 +243,21 @@ pub fn seed(args: SeedArgs) -> Result<(), Failure> {
         }
         let shutdown = CancellationToken::new();
         cancel_on_signals(shutdown.clone());
+        let peers = magnet_source::resolve(&args.peer.peers).await;
         let seeding = Settings {
             super_seed: args.super_seed,
-            ..settings(&args.peer, None, true)
+            ..settings(&args.peer, None, true, peers)
         };
+        let listener = torrent::listen(args.peer.port)
+            .await
+            .map_err(torrent_failure)?;
         let outcome = torrent::run(
             started,
             &meta,
             storage,
             have,
             seeding,
+            listener,
             shutdown,
             |_| {},
             |_| {},

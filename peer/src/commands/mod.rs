@@ -4,6 +4,7 @@ pub mod create;
 pub mod download;
 pub mod fetch;
 pub mod info;
+pub mod magnet_source;
 pub mod serve;
 
 use std::{io::Read, path::Path};

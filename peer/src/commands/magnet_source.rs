@@ -1,0 +1,131 @@
+//! `peer download MAGNET`: the steps before the download proper. Peers come
+//! from the link's `x.pe`, `--peer` and the link's HTTP trackers; the info
+//! dictionary comes from those peers (`bt::magnet`), is validated as a
+//! `.torrent` would be, and is saved as one so that the next run needs no
+//! swarm to start.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use common::{magnet::Magnet, tracker_proto::AnnounceEvent, Metainfo};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::create::write_atomically;
+use crate::{
+    bt::{
+        magnet::{fetch_metadata, MetadataError, Request},
+        torrent::new_peer_id,
+        tracker_client::{Progress, TrackerClient},
+    },
+    exit::{Exit, Failure},
+};
+
+/// How often the link's trackers are asked for peers while the metadata is
+/// being fetched.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
+
+/// `HOST:PORT` strings (already checked for their form) to addresses; one
+/// that does not resolve is skipped with a warning.
+pub async fn resolve(peers: &[String]) -> Vec<SocketAddr> {
+    let mut addrs = Vec::new();
+    for peer in peers {
+        match tokio::net::lookup_host(peer.as_str()).await {
+            Ok(found) => {
+                for addr in found {
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+            }
+            Err(error) => warn!(%peer, %error, "cannot resolve peer address; skipped"),
+        }
+    }
+    addrs
+}
+
+/// Fetches and validates the torrent a magnet link names. `port` is our
+/// listening port, said to trackers and peers.
+pub async fn fetch(
+    magnet: &Magnet,
+    peers: Vec<SocketAddr>,
+    port: u16,
+    shutdown: CancellationToken,
+) -> Result<Metainfo, Failure> {
+    let our_id = new_peer_id();
+    let done = shutdown.child_token();
+    let (found, more) = mpsc::channel(4);
+    match TrackerClient::new(magnet.trackers.clone(), magnet.info_hash, our_id, port) {
+        Ok(tracker) => {
+            tokio::spawn(announce_for_peers(tracker, found, done.clone()));
+        }
+        // No HTTP tracker: the peers given are all there is.
+        Err(_) => drop(found),
+    }
+    info!(info_hash = %magnet.info_hash.to_hex(), peers = peers.len(), "fetching the metadata");
+    let request = Request {
+        info_hash: magnet.info_hash,
+        our_id,
+        listen_port: port,
+    };
+    let fetched = fetch_metadata(request, peers, more, done.clone()).await;
+    done.cancel();
+    let info = fetched.map_err(|e| match e {
+        MetadataError::Cancelled => Failure::new(Exit::Interrupted, e),
+        MetadataError::NoPeers | MetadataError::NoMetadata(_) => Failure::new(Exit::Network, e),
+    })?;
+    Metainfo::from_info_bytes(&info, magnet.trackers.clone()).map_err(|e| {
+        Failure::new(
+            Exit::InvalidInput,
+            format!("the swarm's metadata is not a valid torrent: {e}"),
+        )
+    })
+}
+
+/// Announces to the link's trackers until `done`, passing on their peers.
+/// The size is not known yet, so `left` says 1 byte: enough for a tracker to
+/// count us as a leecher and return seeders.
+async fn announce_for_peers(
+    mut tracker: TrackerClient,
+    found: mpsc::Sender<Vec<SocketAddr>>,
+    done: CancellationToken,
+) {
+    let progress = Progress {
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+    };
+    let mut event = AnnounceEvent::Started;
+    loop {
+        match tracker.announce(event, progress).await {
+            Ok(reply) => {
+                debug!(peers = reply.peers.len(), "peers from the tracker");
+                if found
+                    .send(reply.peers.iter().map(|p| p.addr).collect())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                event = AnnounceEvent::None;
+            }
+            Err(error) => debug!(%error, "announce failed while fetching the metadata"),
+        }
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(ANNOUNCE_EVERY) => {}
+        }
+    }
+}
+
+/// Writes `meta` as a `.torrent` file at `path`, atomically, replacing an
+/// older copy.
+pub fn save(meta: &Metainfo, path: &Path) -> Result<(), Failure> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::new(Exit::Io, format!("{}: {e}", dir.display())))?;
+    }
+    write_atomically(path, &meta.to_bytes(), true)?;
+    info!(path = %path.display(), "saved the torrent");
+    Ok(())
+}
