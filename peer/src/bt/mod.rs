@@ -12,7 +12,8 @@
 //! - [`session`]: one peer connection (handshake, codec, requests, uploads),
 //!   with [`extensions`], what its extended messages (BEP 10) call for;
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
-//! - [`workers`]: the threads that hash and write complete pieces;
+//! - [`workers`]: the threads that hash and write complete pieces, and
+//!   [`verdict`], what becomes of each (announce, refetch and blame, stop);
 //! - [`torrent`]: the coordinator that ties them together.
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
@@ -29,4 +30,5 @@ pub mod storage;
 pub mod superseed;
 pub mod torrent;
 pub mod tracker_client;
+pub mod verdict;
 pub mod workers;

@@ -32,12 +32,11 @@ use super::{
     picker::{CompletePiece, PeerKey, Picker},
     storage::Storage,
     superseed::Offers,
+    verdict::{judge, Checked, Strikes, Verdict},
     workers::Workers,
 };
 use crate::rate::RateLimiter;
 
-/// Hash failures as sole contributor before a peer is banned.
-pub const STRIKES_TO_BAN: u32 = 2;
 /// Capacity of a session's command channel; commands are rare (choke
 /// changes, endgame cancels), and a full channel drops a cancel, which costs
 /// only a duplicate block.
@@ -97,7 +96,7 @@ pub struct State {
     /// address is its listening one), also after it left.
     pub identities: HashMap<PeerKey, (PeerId, SocketAddr, bool)>,
     next_key: PeerKey,
-    strikes: HashMap<PeerId, u32>,
+    strikes: Strikes,
     pub banned_ids: HashSet<PeerId>,
     pub banned_addrs: HashSet<SocketAddr>,
     /// Distinct peers that sent us at least one wanted block.
@@ -186,7 +185,7 @@ impl Shared {
                 peers: HashMap::new(),
                 identities: HashMap::new(),
                 next_key: 1,
-                strikes: HashMap::new(),
+                strikes: Strikes::default(),
                 banned_ids: HashSet::new(),
                 banned_addrs: HashSet::new(),
                 senders: HashSet::new(),
@@ -277,49 +276,52 @@ impl Shared {
         let shared = self.clone();
         self.verifiers.run(move || {
             let _permit = permit;
-            let outcome = shared.storage.verify_and_write(piece.index, &piece.data);
-            let ok = match outcome {
-                Ok(ok) => ok,
-                Err(e) => {
-                    error!("cannot write piece {}: {e}", piece.index);
-                    *shared.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    shared.shutdown.cancel();
-                    false
-                }
+            let checked = match shared.storage.verify_and_write(piece.index, &piece.data) {
+                Ok(true) => Checked::Verified,
+                Ok(false) => Checked::HashFailed,
+                Err(e) => Checked::NotWritten(e.to_string()),
             };
+            let verdict = judge(checked, &piece.contributors);
             let mut state = shared.state();
-            state.picker.verified(piece.index, ok);
+            state
+                .picker
+                .verified(piece.index, verdict == Verdict::Announce);
             state.picker.recycle(piece.data);
-            if ok {
-                state.have_log.push(piece.index);
-                let count = state.have_log.len();
-                let complete = state.picker.is_complete();
-                drop(state);
-                shared.have_count.send_replace(count);
-                if complete {
-                    shared.complete.send_replace(true);
+            match verdict {
+                Verdict::Announce => {
+                    state.have_log.push(piece.index);
+                    let count = state.have_log.len();
+                    let complete = state.picker.is_complete();
+                    drop(state);
+                    shared.have_count.send_replace(count);
+                    if complete {
+                        shared.complete.send_replace(true);
+                    }
                 }
-                return;
-            }
-            shared.hash_failures.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                piece = piece.index,
-                contributors = piece.contributors.len(),
-                "piece failed its hash check"
-            );
-            // Blame only a sole contributor: with several, the picker has the
-            // piece fetched again from one peer alone, which settles it.
-            if let [only] = piece.contributors[..] {
-                if let Some(&(id, addr, dialed)) = state.identities.get(&only) {
-                    let strikes = state.strikes.entry(id).or_insert(0);
-                    *strikes += 1;
-                    if *strikes >= STRIKES_TO_BAN {
+                Verdict::Stop(error) => {
+                    drop(state);
+                    error!("cannot write piece {}: {error}", piece.index);
+                    *shared.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                    shared.shutdown.cancel();
+                }
+                Verdict::Refetch { blame } => {
+                    shared.hash_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        piece = piece.index,
+                        contributors = piece.contributors.len(),
+                        "piece failed its hash check"
+                    );
+                    let Some(&(id, addr, dialed)) = blame.and_then(|k| state.identities.get(&k))
+                    else {
+                        return;
+                    };
+                    if state.strikes.strike(id) {
                         info!(%addr, "banning peer for sending bad data");
                         state.banned_ids.insert(id);
                         if dialed {
                             state.banned_addrs.insert(addr);
                         }
-                        if let Some(slot) = state.peers.get(&only) {
+                        if let Some(slot) = blame.and_then(|k| state.peers.get(&k)) {
                             let _ = slot.commands.try_send(Command::Close);
                         }
                     }
