@@ -3,6 +3,8 @@
 
 Usage:
   lt_peer.py seed TORRENT DIR            seeds TORRENT from DIR
+  lt_peer.py download TORRENT DIR [HOST:PORT]
+                                          downloads TORRENT into DIR
   lt_peer.py magnet LINK DIR [HOST:PORT]  fetches the metadata and the data of
                                           a magnet link, dialling HOST:PORT
                                           too when given
@@ -12,7 +14,8 @@ It listens on an OS-chosen port of 127.0.0.1 and prints JSON lines on stdout:
 {"event": "metadata", "seconds": S, "info_hash": H} once the info dictionary
 is verified and {"event": "complete", "seconds": S} once every piece is; for
 `seed`, {"event": "seeding"} once the data is checked. Then it runs until
-SIGTERM, and stops by itself after 5 minutes at most.
+SIGTERM, and stops by itself after 5 minutes at most. LT_DOWNLOAD_RATE
+(bytes/s) limits its download rate, for tests that need it to stay a leecher.
 
 Settings changed from libtorrent's defaults, and why: it listens on loopback
 only (the tests' network); DHT, local peer discovery, UPnP and NAT-PMP are off
@@ -23,6 +26,7 @@ their defaults.
 """
 
 import json
+import os
 import signal
 import sys
 import time
@@ -51,7 +55,7 @@ def main():
     }
     session = lt.session(settings)
     started = time.monotonic()
-    if mode == "seed":
+    if mode in ("seed", "download"):
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(what)
     else:
@@ -60,6 +64,8 @@ def main():
     params.flags &= ~lt.torrent_flags.auto_managed
     params.flags &= ~lt.torrent_flags.paused
     handle = session.add_torrent(params)
+    # A torrent's own limit, as the session's exempts loopback peers.
+    handle.set_download_limit(int(os.environ.get("LT_DOWNLOAD_RATE", "0")) or -1)
     if mode == "seed":
         handle.force_recheck()
     say(event="listening", port=session.listen_port())

@@ -96,9 +96,13 @@ pub fn aria2(dir: &Path, torrent: &Path, seed_minutes: &str) -> KillOnDrop {
 }
 
 /// python3-libtorrent through `integration/lt_peer.py` (see its docstring
-/// for the modes and the settings it changes): its JSON lines arrive on the
-/// returned process's channel, the first one saying its port.
-pub fn libtorrent(args: &[&std::ffi::OsStr]) -> (crate::peers::PeerProcess, u16) {
+/// for the modes, the settings it changes and the environment it reads):
+/// its JSON lines arrive on the returned process's channel, the first one
+/// saying its port.
+pub fn libtorrent(
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+) -> (crate::peers::PeerProcess, u16) {
     let found = Command::new("/usr/bin/python3")
         .args(["-c", "import libtorrent"])
         .status()
@@ -110,7 +114,8 @@ pub fn libtorrent(args: &[&std::ffi::OsStr]) -> (crate::peers::PeerProcess, u16)
     let mut process = crate::peers::PeerProcess::start(
         Command::new("/usr/bin/python3")
             .arg(crate::repo_root().join("integration/lt_peer.py"))
-            .args(args),
+            .args(args)
+            .envs(envs.iter().copied()),
     );
     let listening = process.json_line(std::time::Duration::from_secs(20));
     assert_eq!(listening["event"], "listening", "{listening}");

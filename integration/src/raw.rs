@@ -74,9 +74,21 @@ impl RawPeer {
 
     /// Connects and exchanges handshakes, or says why not.
     pub fn try_connect(addr: SocketAddr, info_hash: InfoHash, id: u8) -> std::io::Result<RawPeer> {
+        RawPeer::open(addr, Handshake::new(info_hash, PeerId([id; 20])))
+    }
+
+    /// Like [`RawPeer::connect`], saying it speaks the extension protocol
+    /// (BEP 10), so our peer sends and reads extended messages.
+    pub fn connect_extended(addr: SocketAddr, info_hash: InfoHash, id: u8) -> RawPeer {
+        let ours = Handshake::new(info_hash, PeerId([id; 20])).with_extensions(true);
+        RawPeer::open(addr, ours).unwrap_or_else(|e| panic!("no handshake from {addr}: {e}"))
+    }
+
+    fn open(addr: SocketAddr, ours: Handshake) -> std::io::Result<RawPeer> {
+        let info_hash = ours.info_hash;
         let mut stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.write_all(&Handshake::new(info_hash, PeerId([id; 20])).encode())?;
+        stream.write_all(&ours.encode())?;
         let mut theirs = [0u8; 68];
         stream.read_exact(&mut theirs)?;
         assert_eq!(Handshake::decode(&theirs).unwrap().info_hash, info_hash);

@@ -50,11 +50,14 @@ fn download_magnet(link: &str, out: &Path, extra: &[&str]) -> PeerProcess {
 #[test]
 fn our_peer_fetches_a_magnet_from_libtorrent_knowing_only_its_address() {
     let fixture = Fixture::new("8M", 256 * 1024, &[]);
-    let (mut seeder, port) = libtorrent(&[
-        "seed".as_ref(),
-        fixture.torrent.as_os_str(),
-        fixture.data.as_os_str(),
-    ]);
+    let (mut seeder, port) = libtorrent(
+        &[
+            "seed".as_ref(),
+            fixture.torrent.as_os_str(),
+            fixture.data.as_os_str(),
+        ],
+        &[],
+    );
     event(&mut seeder, "seeding", Duration::from_secs(30));
     // No tracker, no .torrent: the hash and one peer address.
     let link = format!(
@@ -87,12 +90,15 @@ fn libtorrent_fetches_the_metadata_and_the_data_from_our_seeder() {
     let dir = fixture.out("libtorrent");
     std::fs::create_dir_all(&dir).unwrap();
     // libtorrent knows only our address: the metadata can come from nobody else.
-    let (mut leecher, _) = libtorrent(&[
-        "magnet".as_ref(),
-        link.as_ref(),
-        dir.as_os_str(),
-        addr.as_ref(),
-    ]);
+    let (mut leecher, _) = libtorrent(
+        &[
+            "magnet".as_ref(),
+            link.as_ref(),
+            dir.as_os_str(),
+            addr.as_ref(),
+        ],
+        &[],
+    );
     let metadata = event(&mut leecher, "metadata", Duration::from_secs(30));
     assert_eq!(metadata["info_hash"], fixture.info_hash.as_str());
     event(&mut leecher, "complete", Duration::from_secs(60));

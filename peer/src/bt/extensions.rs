@@ -3,22 +3,30 @@
 //! calls for. The session only sends what this returns.
 //!
 //! We speak `ut_metadata` (BEP 9) here to serve the info dictionary to peers
-//! that came with a magnet link, seeders and leechers alike; a private
-//! torrent (BEP 27) offers no extension. A peer may fetch the dictionary
+//! that came with a magnet link, seeders and leechers alike, and `ut_pex`
+//! (BEP 11, policy in [`super::pex`]) to trade peer addresses; a private
+//! torrent (BEP 27) offers neither. A peer may fetch the dictionary
 //! [`METADATA_BUDGET`] times over per connection; past that every request is
 //! rejected, so a 30-byte request cannot make us send 16 KiB without end.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
 
 use bytes::Bytes;
 use common::{
     extension::{
-        handshake::{ExtHandshake, ExtensionIds, UT_METADATA},
+        handshake::{ExtHandshake, ExtensionIds, UT_METADATA, UT_PEX},
         metadata::{MetadataGeometry, MetadataMessage},
+        pex::PexMessage,
         ExtensionError, HANDSHAKE_ID,
     },
     wire::Message,
 };
+
+use super::pex::{Flood, PexReceived, PexSent};
 
 /// How many times over one connection may fetch the whole dictionary.
 pub const METADATA_BUDGET: u32 = 3;
@@ -33,6 +41,8 @@ pub struct Offered {
     pub listen_port: u16,
     /// How many requests we queue per peer, said as `reqq`.
     pub reqq: u32,
+    /// Peer exchange is on (not for a private torrent, nor with `--no-pex`).
+    pub pex: bool,
 }
 
 impl Offered {
@@ -41,6 +51,9 @@ impl Offered {
         let mut extensions = Vec::new();
         if self.metadata.is_some() {
             extensions.push((UT_METADATA.to_owned(), ExtensionIds::OUR_METADATA));
+        }
+        if self.pex {
+            extensions.push((UT_PEX.to_owned(), ExtensionIds::OUR_PEX));
         }
         let handshake = ExtHandshake {
             extensions,
@@ -57,41 +70,73 @@ impl Offered {
     }
 }
 
+/// What an extended message from the peer calls for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    Nothing,
+    /// Send this to the peer.
+    Reply(Message),
+    /// The peer's extension handshake, with the port it listens on if it
+    /// said.
+    Handshake(Option<u16>),
+    /// Peer exchange named these peers.
+    Peers(Vec<SocketAddr>),
+}
+
+/// Why the peer's connection ends.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionFault {
+    #[error("{0}")]
+    Malformed(#[from] ExtensionError),
+    #[error("{0}")]
+    Flood(#[from] Flood),
+}
+
 /// One peer's side of the extension protocol.
 #[derive(Debug, Default)]
 pub struct PeerExtensions {
     ids: ExtensionIds,
     /// Metadata pieces sent to this peer.
     served: u32,
+    pex_sent: PexSent,
+    pex_received: PexReceived,
     /// The peer's `v`, for the log.
     pub client: Option<String>,
 }
 
 impl PeerExtensions {
-    /// An extended message from the peer: what to answer, if anything. An
-    /// error (a malformed message) ends the connection.
+    /// An extended message from the peer at `now`: what it calls for. An
+    /// error (a malformed message, a flood) ends the connection.
     pub fn on_message(
         &mut self,
         offered: &Offered,
         id: u8,
         payload: &[u8],
-    ) -> Result<Option<Message>, ExtensionError> {
+        now: Instant,
+    ) -> Result<Handled, ExtensionFault> {
         if id == HANDSHAKE_ID {
             let handshake = ExtHandshake::decode(payload)?;
             self.ids = ExtensionIds::from_theirs(&handshake);
             self.client = handshake.client;
-            return Ok(None);
+            return Ok(Handled::Handshake(handshake.listen_port));
+        }
+        if id == ExtensionIds::OUR_PEX && offered.pex {
+            let message = PexMessage::decode(payload)?;
+            self.pex_received.arrived(now)?;
+            return Ok(Handled::Peers(
+                message.added.into_iter().map(|(addr, _)| addr).collect(),
+            ));
         }
         if id != ExtensionIds::OUR_METADATA {
             // An extension we never offered: ignored, as BEP 10 allows.
-            return Ok(None);
+            return Ok(Handled::Nothing);
         }
         let MetadataMessage::Request { piece } = MetadataMessage::decode(payload)? else {
             // Data or rejects for a fetch we never made: ignored.
-            return Ok(None);
+            return Ok(Handled::Nothing);
         };
         let Some(their_id) = self.ids.their_metadata else {
-            return Ok(None);
+            return Ok(Handled::Nothing);
         };
         let served = offered.metadata.as_ref().and_then(|metadata| {
             let geometry = MetadataGeometry::new(metadata.len() as u64)?;
@@ -111,10 +156,26 @@ impl PeerExtensions {
             }
             None => MetadataMessage::Reject { piece },
         };
-        Ok(Some(Message::Extended {
+        Ok(Handled::Reply(Message::Extended {
             id: their_id,
             payload: Bytes::from(answer.encode()),
         }))
+    }
+
+    /// The peer exchange message due to this peer now, given the listening
+    /// addresses of the other peers we are connected to.
+    pub fn pex_due(
+        &mut self,
+        offered: &Offered,
+        connected: &[(SocketAddr, u8)],
+        now: Instant,
+    ) -> Option<Message> {
+        let id = self.ids.their_pex.filter(|_| offered.pex)?;
+        let message = self.pex_sent.due(connected, now)?;
+        Some(Message::Extended {
+            id,
+            payload: Bytes::from(message.encode()),
+        })
     }
 }
 
@@ -128,6 +189,7 @@ mod tests {
             metadata: Some((0..len).map(|i| i as u8).collect::<Vec<u8>>().into()),
             listen_port: 6881,
             reqq: 1024,
+            pex: true,
         }
     }
 
@@ -139,13 +201,17 @@ mod tests {
         .encode()
     }
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     fn request(piece: u32) -> Vec<u8> {
         MetadataMessage::Request { piece }.encode()
     }
 
-    fn answer(message: Option<Message>) -> (u8, MetadataMessage) {
-        match message {
-            Some(Message::Extended { id, payload }) => {
+    fn answer(handled: Handled) -> (u8, MetadataMessage) {
+        match handled {
+            Handled::Reply(Message::Extended { id, payload }) => {
                 (id, MetadataMessage::decode(&payload).unwrap())
             }
             other => panic!("expected an extended message, got {other:?}"),
@@ -166,6 +232,7 @@ mod tests {
         );
         let private = Offered {
             metadata: None,
+            pex: false,
             ..offered(1)
         };
         let Message::Extended { payload, .. } = private.handshake(ip) else {
@@ -180,12 +247,16 @@ mod tests {
         let offered = offered(PIECE_LEN + 100);
         let mut peer = PeerExtensions::default();
         // Before the peer's handshake there is no id to answer with.
-        assert_eq!(peer.on_message(&offered, 1, &request(0)).unwrap(), None);
         assert_eq!(
-            peer.on_message(&offered, 0, &their_handshake(7)).unwrap(),
-            None
+            peer.on_message(&offered, 1, &request(0), now()).unwrap(),
+            Handled::Nothing
         );
-        let (id, first) = answer(peer.on_message(&offered, 1, &request(0)).unwrap());
+        assert_eq!(
+            peer.on_message(&offered, 0, &their_handshake(7), now())
+                .unwrap(),
+            Handled::Handshake(None)
+        );
+        let (id, first) = answer(peer.on_message(&offered, 1, &request(0), now()).unwrap());
         assert_eq!(id, 7);
         let MetadataMessage::Data {
             piece: 0,
@@ -200,21 +271,21 @@ mod tests {
             (PIECE_LEN as u64 + 100, PIECE_LEN)
         );
         assert_eq!(&data[..], &offered.metadata.as_ref().unwrap()[..PIECE_LEN]);
-        let (_, last) = answer(peer.on_message(&offered, 1, &request(1)).unwrap());
+        let (_, last) = answer(peer.on_message(&offered, 1, &request(1), now()).unwrap());
         assert!(
             matches!(last, MetadataMessage::Data { piece: 1, ref data, .. } if data.len() == 100)
         );
         assert_eq!(
-            answer(peer.on_message(&offered, 1, &request(2)).unwrap()).1,
+            answer(peer.on_message(&offered, 1, &request(2), now()).unwrap()).1,
             MetadataMessage::Reject { piece: 2 },
             "no such piece"
         );
         // Two pieces, three times over: six served, then rejects.
         for _ in 0..4 {
-            peer.on_message(&offered, 1, &request(0)).unwrap();
+            peer.on_message(&offered, 1, &request(0), now()).unwrap();
         }
         assert_eq!(
-            answer(peer.on_message(&offered, 1, &request(0)).unwrap()).1,
+            answer(peer.on_message(&offered, 1, &request(0), now()).unwrap()).1,
             MetadataMessage::Reject { piece: 0 }
         );
     }
@@ -223,18 +294,86 @@ mod tests {
     fn a_private_torrent_rejects_and_odd_messages_are_ignored_or_refused() {
         let private = Offered {
             metadata: None,
+            pex: false,
             ..offered(100)
         };
         let mut peer = PeerExtensions::default();
-        peer.on_message(&private, 0, &their_handshake(3)).unwrap();
+        peer.on_message(&private, 0, &their_handshake(3), now())
+            .unwrap();
         assert_eq!(
-            answer(peer.on_message(&private, 1, &request(0)).unwrap()).1,
+            answer(peer.on_message(&private, 1, &request(0), now()).unwrap()).1,
             MetadataMessage::Reject { piece: 0 }
         );
-        assert_eq!(peer.on_message(&private, 9, b"garbage").unwrap(), None);
+        assert_eq!(
+            peer.on_message(&private, 9, b"garbage", now()).unwrap(),
+            Handled::Nothing
+        );
         let data = MetadataMessage::Reject { piece: 0 }.encode();
-        assert_eq!(peer.on_message(&private, 1, &data).unwrap(), None);
-        assert!(peer.on_message(&private, 0, b"d1:m").is_err());
-        assert!(peer.on_message(&private, 1, b"garbage").is_err());
+        assert_eq!(
+            peer.on_message(&private, 1, &data, now()).unwrap(),
+            Handled::Nothing
+        );
+        assert!(peer.on_message(&private, 0, b"d1:m", now()).is_err());
+        assert!(peer.on_message(&private, 1, b"garbage", now()).is_err());
+    }
+
+    #[test]
+    fn pex_is_offered_read_within_its_rate_and_sent_with_the_peer_s_id() {
+        let offered = offered(100);
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let Message::Extended { payload, .. } = offered.handshake(ip) else {
+            panic!()
+        };
+        let ours = ExtHandshake::decode(&payload).unwrap();
+        assert_eq!(ours.id_of(UT_PEX), Some(ExtensionIds::OUR_PEX));
+
+        let mut peer = PeerExtensions::default();
+        let theirs = ExtHandshake {
+            extensions: vec![(UT_PEX.to_owned(), 9)],
+            listen_port: Some(51413),
+            ..ExtHandshake::default()
+        };
+        assert_eq!(
+            peer.on_message(&offered, 0, &theirs.encode(), now())
+                .unwrap(),
+            Handled::Handshake(Some(51413))
+        );
+        let other: SocketAddr = "127.0.0.3:6881".parse().unwrap();
+        let start = now();
+        let Some(Message::Extended { id: 9, payload }) =
+            peer.pex_due(&offered, &[(other, 0x10)], start)
+        else {
+            panic!("a first message at once, with their id")
+        };
+        assert_eq!(PexMessage::decode(&payload).unwrap().added, [(other, 0x10)]);
+        assert_eq!(peer.pex_due(&offered, &[(other, 0)], start), None);
+
+        let theirs = PexMessage {
+            added: vec![(other, 0)],
+            dropped: vec![],
+        }
+        .encode();
+        for _ in 0..3 {
+            assert_eq!(
+                peer.on_message(&offered, ExtensionIds::OUR_PEX, &theirs, start)
+                    .unwrap(),
+                Handled::Peers(vec![other])
+            );
+        }
+        assert!(matches!(
+            peer.on_message(&offered, ExtensionIds::OUR_PEX, &theirs, start),
+            Err(ExtensionFault::Flood(_))
+        ));
+        let off = Offered {
+            pex: false,
+            ..offered
+        };
+        assert_eq!(
+            PeerExtensions::default()
+                .on_message(&off, ExtensionIds::OUR_PEX, b"garbage", start)
+                .unwrap(),
+            Handled::Nothing,
+            "with PEX off, its messages are ignored unread"
+        );
     }
 }

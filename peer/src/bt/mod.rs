@@ -10,7 +10,8 @@
 //!   (pure, BEP 9), and [`magnet`], the connections that do it;
 //! - [`tracker_client`]: HTTP announces with tier failover;
 //! - [`session`]: one peer connection (handshake, codec, requests, uploads),
-//!   with [`extensions`], what its extended messages (BEP 10) call for;
+//!   with [`extensions`], what its extended messages (BEP 10) call for, and
+//!   [`pex`], what peer exchange (BEP 11) tells each peer and how often;
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
 //! - [`workers`]: the threads that hash and write complete pieces, and
 //!   [`verdict`], what becomes of each (announce, refetch and blame, stop);
@@ -23,6 +24,7 @@ pub mod choke;
 pub mod extensions;
 pub mod magnet;
 pub mod metadata;
+pub mod pex;
 pub mod picker;
 pub mod session;
 pub mod shared;

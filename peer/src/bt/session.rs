@@ -20,7 +20,6 @@ use std::{
 use bytes::BufMut;
 use common::{
     bitfield::Bitfield,
-    extension::ExtensionError,
     wire::{BlockRef, Handshake, Message, MessageCodec, WireError, HANDSHAKE_LEN, MAX_BLOCK_LEN},
 };
 use futures::{SinkExt, StreamExt};
@@ -31,10 +30,11 @@ use tokio::{
     time::{sleep_until, timeout, Instant},
 };
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::{
-    extensions::PeerExtensions,
+    extensions::{ExtensionFault, Handled, PeerExtensions},
+    pex::PEX_INTERVAL,
     picker::PeerKey,
     shared::{Command, Refusal, Shared},
 };
@@ -71,7 +71,7 @@ pub enum SessionError {
     #[error("disk: {0}")]
     Disk(String),
     #[error("{0}")]
-    Extension(#[from] ExtensionError),
+    Extension(#[from] ExtensionFault),
 }
 
 impl From<std::io::Error> for SessionError {
@@ -156,7 +156,7 @@ async fn run(
     debug!(%addr, dialed, peer_id = ?theirs.peer_id, "handshake complete");
     let mut session = Session::new(shared.clone(), key);
     if theirs.supports_extensions() {
-        session.extensions = Some((PeerExtensions::default(), addr.ip()));
+        session.extensions = Some((PeerExtensions::default(), addr));
     }
     let result = session.run(stream, commands).await;
     shared.unregister(key, &session.peer_has);
@@ -242,8 +242,8 @@ struct Session {
     shared: Arc<Shared>,
     key: PeerKey,
     /// The peer speaks the extension protocol: its side of it, and its
-    /// address as we see it (for `yourip`).
-    extensions: Option<(PeerExtensions, std::net::IpAddr)>,
+    /// address as we see it (its IP is our `yourip`).
+    extensions: Option<(PeerExtensions, SocketAddr)>,
     peer_has: Bitfield,
     peer_choking: bool,
     am_interested: bool,
@@ -328,8 +328,8 @@ impl Session {
         };
         self.have_cursor = cursor;
         self.super_seeding = super_seeding;
-        if let Some((_, ip)) = &self.extensions {
-            self.send(self.shared.offered.handshake(*ip)).await?;
+        if let Some((_, addr)) = &self.extensions {
+            self.send(self.shared.offered.handshake(addr.ip())).await?;
         }
         if super_seeding {
             self.offer().await?; // `have`s for a few pieces instead of the bitfield
@@ -339,6 +339,9 @@ impl Session {
         let mut haves = self.shared.have_count.subscribe();
         let shutdown = self.shared.shutdown.clone();
         let mut refill = tokio::time::interval(REFILL_EVERY);
+        // Peer exchange: checked every few seconds, sent at most once a
+        // minute (`pex`), the first time soon after the handshakes.
+        let mut pex_tick = tokio::time::interval(PEX_INTERVAL / 12);
         let result = loop {
             let idle_deadline = self.last_received + IDLE_TIMEOUT;
             let snub_deadline = if self.outstanding.is_empty() {
@@ -367,6 +370,7 @@ impl Session {
                 },
                 Ok(()) = haves.changed() => self.send_haves().await,
                 _ = refill.tick() => self.fill_pipeline().await,
+                _ = pex_tick.tick() => self.send_pex().await,
                 ended = &mut writer => break match ended {
                     Ok(Err(e)) => Err(e),
                     _ => Ok(()),
@@ -387,6 +391,18 @@ impl Session {
             }
         }
         result
+    }
+
+    async fn send_pex(&mut self) -> Result<(), SessionError> {
+        let Some((extensions, _)) = &mut self.extensions else {
+            return Ok(());
+        };
+        let connected = self.shared.connected_listeners(self.key);
+        let now = std::time::Instant::now();
+        match extensions.pex_due(&self.shared.offered, &connected, now) {
+            Some(message) => self.send(message).await,
+            None => Ok(()),
+        }
     }
 
     async fn set_choke(&mut self, choke: bool) -> Result<(), SessionError> {
@@ -510,10 +526,27 @@ impl Session {
         match message {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Extended { id, payload } => {
-                if let Some((extensions, _)) = &mut self.extensions {
-                    let reply = extensions.on_message(&self.shared.offered, id, &payload)?;
-                    if let Some(reply) = reply {
-                        self.send(reply).await?;
+                let Some((extensions, addr)) = &mut self.extensions else {
+                    return Ok(());
+                };
+                let addr = *addr;
+                let now = std::time::Instant::now();
+                match extensions.on_message(&self.shared.offered, id, &payload, now)? {
+                    Handled::Nothing => {}
+                    Handled::Reply(reply) => self.send(reply).await?,
+                    Handled::Handshake(port) => {
+                        if let Some(port) = port {
+                            self.shared.set_listen_port(self.key, port);
+                        }
+                        // The peer's extension ids are known now: tell it
+                        // our peers at once rather than at the next tick.
+                        self.send_pex().await?;
+                    }
+                    Handled::Peers(peers) => {
+                        info!(from = %addr, ?peers, "peers from peer exchange");
+                        // Dropped when the coordinator is busy: the next
+                        // message names them again.
+                        let _ = self.shared.discovered.try_send(peers);
                     }
                 }
             }

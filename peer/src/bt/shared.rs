@@ -21,7 +21,9 @@ use std::{
     },
 };
 
-use common::{bitfield::Bitfield, wire::Geometry, InfoHash, PeerId};
+use common::{
+    bitfield::Bitfield, extension::pex::flags as pex_flags, wire::Geometry, InfoHash, PeerId,
+};
 use rand::{rngs::StdRng, SeedableRng};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -64,6 +66,11 @@ pub enum Command {
 /// A connected peer as the coordinator sees it.
 pub struct PeerSlot {
     pub addr: SocketAddr,
+    /// Where the peer accepts connections: the address we dialled, or its
+    /// IP with the port its extension handshake said; told to others by
+    /// peer exchange.
+    pub listen: Option<SocketAddr>,
+    pub dialed: bool,
     pub id: PeerId,
     pub commands: mpsc::Sender<Command>,
     /// The peer is interested in us.
@@ -122,6 +129,8 @@ pub enum Refusal {
 pub struct Shared {
     pub info_hash: InfoHash,
     pub our_id: PeerId,
+    /// Peers that sessions learn of (peer exchange), to the coordinator.
+    pub discovered: mpsc::Sender<Vec<SocketAddr>>,
     /// What the extension protocol offers peers (the metadata, our port).
     pub offered: Offered,
     pub geometry: Geometry,
@@ -167,6 +176,7 @@ impl Shared {
         have: Bitfield,
         limits: Limits,
         offered: Offered,
+        discovered: mpsc::Sender<Vec<SocketAddr>>,
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
         let complete = have.is_complete();
@@ -176,6 +186,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             info_hash,
             our_id,
+            discovered,
             offered,
             geometry,
             storage: Arc::new(storage),
@@ -242,6 +253,8 @@ impl Shared {
             key,
             PeerSlot {
                 addr,
+                listen: dialed.then_some(addr),
+                dialed,
                 id,
                 commands,
                 interested: false,
@@ -252,6 +265,29 @@ impl Shared {
         );
         state.identities.insert(key, (id, addr, dialed));
         Ok((key, receiver))
+    }
+
+    /// The peer's listening port, from its extension handshake.
+    pub fn set_listen_port(&self, key: PeerKey, port: u16) {
+        if let Some(slot) = self.state().peers.get_mut(&key) {
+            if !slot.dialed {
+                slot.listen = Some(SocketAddr::new(slot.addr.ip(), port));
+            }
+        }
+    }
+
+    /// The listening addresses, with their BEP 11 flags, of the connected
+    /// peers other than `except`, for peer exchange.
+    pub fn connected_listeners(&self, except: PeerKey) -> Vec<(SocketAddr, u8)> {
+        self.state()
+            .peers
+            .iter()
+            .filter(|&(&key, _)| key != except)
+            .filter_map(|(_, slot)| {
+                let reachable = if slot.dialed { pex_flags::REACHABLE } else { 0 };
+                slot.listen.map(|addr| (addr, reachable))
+            })
+            .collect()
     }
 
     /// Forgets a peer that left: its requests return to the pool and its
@@ -352,6 +388,8 @@ mod tests {
         let (commands, mut queue) = mpsc::channel(1);
         let mut slot = PeerSlot {
             addr: "127.0.0.1:1".parse().unwrap(),
+            listen: None,
+            dialed: false,
             id: PeerId([1; 20]),
             commands,
             interested: true,

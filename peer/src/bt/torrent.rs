@@ -36,6 +36,9 @@ use super::{
 pub const CHOKE_ROUND: Duration = Duration::from_secs(10);
 /// How long before dialling the same address again.
 pub const REDIAL_AFTER: Duration = Duration::from_secs(10);
+/// Most peer addresses kept to dial (from trackers, peer exchange and by
+/// hand): peer exchange alone could name thousands.
+pub const MAX_KNOWN_PEERS: usize = 2000;
 /// Announce attempts at start before giving up.
 const FIRST_ANNOUNCE_TRIES: u32 = 3;
 
@@ -53,6 +56,8 @@ pub struct Settings {
     /// Peers to dial from the start (`--peer`, a magnet link's `x.pe`),
     /// besides those the trackers give.
     pub peers: Vec<SocketAddr>,
+    /// Trade peer addresses with peers (BEP 11); never for a private torrent.
+    pub pex: bool,
 }
 
 #[derive(Debug, Error)]
@@ -152,6 +157,9 @@ pub async fn run(
         unchoke_slots: settings.unchoke_slots,
         super_seed: settings.super_seed,
     };
+    // Peers to dial: from the trackers, from peer exchange, and by hand.
+    let (peers_tx, mut peers_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
+    let private = meta.info.private;
     let shared = Shared::new(
         meta.info_hash,
         our_id,
@@ -161,17 +169,18 @@ pub async fn run(
         limits,
         Offered {
             // BEP 27: a private torrent's metadata goes only through trackers.
-            metadata: (!meta.info.private).then(|| Arc::from(meta.raw_info())),
+            metadata: (!private).then(|| Arc::from(meta.raw_info())),
             listen_port: port,
             reqq: session::MAX_QUEUED_REQUESTS as u32,
+            pex: settings.pex && !private,
         },
+        peers_tx.clone(),
         shutdown.clone(),
     )
     .map_err(TorrentError::Threads)?;
     let start_have = meta.info.total_length - shared.left();
     info!(port, "listening for peers");
 
-    let (peers_tx, mut peers_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
     let _ = peers_tx.try_send(settings.peers.clone());
     // Without a tracker the peers given by hand are all there is; with
     // neither, the torrent cannot start.
@@ -230,7 +239,8 @@ pub async fn run(
             }
             Some(found) = peers_rx.recv() => {
                 debug!(peers = found.len(), "peers from the tracker");
-                known.extend(found);
+                let room = MAX_KNOWN_PEERS.saturating_sub(known.len());
+                known.extend(found.into_iter().take(room));
                 dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers);
             }
             _ = redial_tick.tick() => dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers),

@@ -39,6 +39,9 @@ pub struct PeerOptions {
     /// give; with it a torrent needs no tracker.
     #[arg(long = "peer", value_name = "HOST:PORT", value_parser = peer_address)]
     pub peers: Vec<String>,
+    /// No peer exchange (BEP 11): learn peers only from trackers and by hand.
+    #[arg(long)]
+    no_pex: bool,
 }
 
 fn peer_address(text: &str) -> Result<String, String> {
@@ -152,6 +155,7 @@ fn settings(
 ) -> Settings {
     Settings {
         peers,
+        pex: !options.no_pex,
         port: options.port,
         max_peers: options.max_peers.max(1),
         upload_rate: options.max_upload_rate,
