@@ -125,6 +125,7 @@ def main(argv=None) -> int:
 
     root_ns = os.readlink("/proc/self/ns/net")
     links_before, netns_before = interfaces(), netns_names()
+    cgroups_before = set(os.listdir(CPU_CGROUPS)) if os.path.isdir(CPU_CGROUPS) else set()
     out = tempfile.mkdtemp(prefix="study-sigterm-")
     cmd = [sys.executable, EXPERIMENT, "--modes", "p2p", "--peers", "2", "--size", "64M", "--runs", "1",
            "--bin", os.path.abspath(args.bin), "--out", out] + ([] if args.mininet else ["--local"])
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
     cgroups = [f"{CPU_CGROUPS}/h{i}" for i in range(3)] if args.cpu else []
     study = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = os.path.join(out, "logs", "p2p-n2-r1", "h2.out")
-    leftovers = []
+    leftovers, work = [], None
     try:
         if not wait_for(lambda: os.path.exists(started) or study.poll() is not None, 90):
             check("both downloaders started within 90 s", False)
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
         new_links = sorted(name for name in interfaces() - links_before if OURS.match(name))
         left_ns = sorted(name for name in netns_names() - netns_before if name.startswith("plprobe"))
         check("no interface or named namespace it created is left", not (left_links or new_links or left_ns),
-              ", ".join(left_links + new_links + left_ns))
+              ", ".join(sorted(set(left_links + new_links)) + left_ns))
         if cgroups:
             left = [path for path in cgroups if os.path.exists(path)]
             check("no CPU cgroup it created is left", not left, ", ".join(left))
@@ -206,6 +207,14 @@ def main(argv=None) -> int:
         for name in netns_names() - netns_before:
             if name.startswith("plprobe"):
                 subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for path in cgroups:
+            if os.path.basename(path) not in cgroups_before and os.path.isdir(path):
+                try:
+                    os.rmdir(path)  # empty once its processes are gone
+                except OSError:
+                    pass
+        if work and os.path.basename(work).startswith("peer-lab-study-"):
+            shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
 
 
