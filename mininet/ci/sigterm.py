@@ -142,7 +142,6 @@ def main(argv=None) -> int:
         if study.poll() is not None:
             check("the study was still running", False, f"exit {study.returncode}: {study.stderr.read()[-500:]}")
             return 1
-        time.sleep(0.5)  # let the downloaders get under way; the checks below do not depend on it
         table = processes()
         ours = descendants(study.pid, table)
         # The study runs private copies of the binaries, WORK/bin/peer and WORK/bin/tracker.
