@@ -8,7 +8,9 @@
 # CSV, the Markdown tables, summary.json and plot.png in OUT.
 #
 # Usage: ./run.sh [OUT [experiment.py options...]]   (OUT defaults to bench-data/study)
-#   e.g. ./run.sh bench-data/study --runs 3 --size 100M
+#   e.g. ./run.sh bench-data/study --runs 3 --size 100M   (options given override the defaults)
+# PROFILE=checked ./run.sh ...  builds and runs that cargo profile instead of release (CI: a small
+# size with the suite's own build).
 # The study itself, in Mininet too: mininet/experiment.py (README, "The study").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,5 +39,6 @@ if ! "$py" -c 'import matplotlib' 2>/dev/null; then
   fi
 fi
 
-cargo build --release --bins --locked
-"$py" mininet/experiment.py --local --size 64M --peers 1,2,4,6 --runs 1 --bw 100 --out "$out" "$@"
+profile=${PROFILE:-release}
+cargo build --profile "$profile" --bins --locked
+"$py" mininet/experiment.py --local --size 64M --peers 1,2,4,6 --runs 1 --bw 100 --bin "$PWD/target/$profile" --out "$out" "$@"

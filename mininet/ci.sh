@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# CI for the study: installs what it needs from Debian, runs the unit tests,
-# then the quick preset for real on one machine (--local) and in Mininet,
-# and checks both results folders (every (mode, N) present, every run
-# complete, every copy verified). Ends with "N passed, M failed".
+# CI for the study: installs what it needs from Debian, runs the unit tests
+# (and checks how many ran), then the quick preset for real on one machine
+# (--local) and in Mininet, and checks both results folders (every (mode, N)
+# present, every run complete, every copy verified, the plot drawn) and the
+# study's claims on them (study.check --claims: measured/bound, server
+# copies, speed-up). Then ./run.sh itself at a small size with every peer
+# option, topo.py's lab for real, and a SIGTERM in the middle of a study on
+# one machine and in Mininet (nothing left behind). Ends with
+# "N passed, M failed".
 #
 # Usage: bash mininet/ci.sh     (as root, or with sudo, for apt-get and Mininet)
 set -uo pipefail
@@ -43,28 +48,75 @@ passed=0 failed=0
 result() {  # result NAME STATUS
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "ok   $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
 }
-tally() {  # adds the ok/FAIL lines printed by study.check
-  local out=$1
+tally() {  # tally NAME COMMAND...: runs a checker that prints ok/FAIL lines, adds them up;
+  # a checker that exits non-zero without a FAIL line (a crash), or prints no check at all, is a failure too
+  local name=$1 out status oks fails
+  shift
+  out=$("$@" 2>&1)
+  status=$?
   echo "$out"
-  passed=$((passed + $(grep -c '^ok ' <<<"$out")))
-  failed=$((failed + $(grep -c '^FAIL' <<<"$out")))
+  oks=$(grep -c '^ok ' <<<"$out")
+  fails=$(grep -c '^FAIL' <<<"$out")
+  passed=$((passed + oks))
+  failed=$((failed + fails))
+  if [ "$status" -ne 0 ] && [ "$fails" -eq 0 ]; then
+    result "$name: exited $status without a FAIL line" 1
+  elif [ "$oks" -eq 0 ] && [ "$fails" -eq 0 ]; then
+    result "$name: printed no check" 1
+  fi
 }
 
-(cd mininet && $py -m unittest discover -s tests -t . 2>&1 | tail -3)
-result "unit tests (bounds, tables, summary)" "${PIPESTATUS[0]}"
+# The unit tests; `unittest discover` exits 0 when it finds none, so the count is checked too.
+min_unit_tests=53
+unit=$(cd mininet && $py -m unittest discover -s tests -t . 2>&1)
+status=$?
+tail -3 <<<"$unit"
+ran=$(sed -n 's/^Ran \([0-9]*\) tests\? in .*/\1/p' <<<"$unit")
+[ "$status" -eq 0 ] && [ "${ran:-0}" -ge "$min_unit_tests" ]
+result "unit tests (bounds, tables, summary, trial, options, report): ${ran:-no} tests ran, at least $min_unit_tests expected" $?
 
-local_out=$(mktemp -d) net_out=$(mktemp -d)
-trap 'rm -rf "$local_out" "$net_out"' EXIT
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+local_out=$scratch/local net_out=$scratch/mininet small_out=$scratch/run.sh
 
 start=$(date +%s)
 $py mininet/experiment.py --local --preset quick --bin "$bin" --out "$local_out"
 result "quick preset on one machine ($(($(date +%s) - start)) s)" $?
-tally "$(cd mininet && $py -m study.check "$local_out")"
+tally "study.check local" bash -c "cd mininet && $py -m study.check --claims '$local_out'"
 
 start=$(date +%s)
 $sudo $py mininet/experiment.py --preset quick --bin "$bin" --out "$net_out"
 result "quick preset in Mininet ($(($(date +%s) - start)) s)" $?
-tally "$(cd mininet && $py -m study.check "$net_out")"
+tally "study.check mininet" bash -c "cd mininet && $py -m study.check --claims '$net_out'"
+
+# ./run.sh itself (the README's main job), small, with every peer option the study passes on:
+# the peer must accept each, and the results must record them.
+start=$(date +%s)
+table=$(PROFILE=$profile ./run.sh "$small_out" --size 2M --peers 1,2 --plain-seed --unchoke-slots 2 \
+  --seeder-unchoke-slots 1 --max-peers 5 --piece-length 64K 2>&1)
+status=$?
+echo "$table" | tail -4
+grep -q '^| 2 | ' <<<"$table" || status=1
+result "./run.sh at 2 MiB, N = 1, 2, with --plain-seed, unchoke slots, --max-peers, --piece-length ($(($(date +%s) - start)) s)" $status
+tally "study.check run.sh" bash -c "cd mininet && $py -m study.check '$small_out'"
+tally "run.sh options recorded" $py - "$small_out" <<'PY'
+import json, sys
+folder = sys.argv[1]
+cfg = json.load(open(f"{folder}/summary.json"))["config"]
+want = dict(environment="local", size=2 << 20, peers=[1, 2], runs=1, bw=100.0, super_seed=False,
+            unchoke_slots=2, seeder_unchoke_slots=1, max_peers=5, piece_length="64K")
+got = {k: cfg.get(k) for k in want}
+print(("ok  " if got == want else "FAIL") + f" run.sh: summary.json records the options: {got}")
+tables = open(f"{folder}/tables.md", encoding="utf-8").read()
+line = "- peer options: --unchoke-slots 2 --seeder-unchoke-slots 1 --max-peers 5 --piece-length 64K"
+print(("ok  " if line in tables and "plain `peer seed`" in tables else "FAIL") + " run.sh: tables.md names the options and the plain seeder")
+PY
+
+# topo.py's lab, for real: reachability, rates, a CPU share, the servers on h0, a fetch and a download.
+tally "topo.py" $sudo $py mininet/ci/topo_lab.py --bin "$bin"
+# SIGTERM in the middle of a study: nothing left, by PID and by name (and in Mininet, with --cpu).
+tally "SIGTERM local" $py mininet/ci/sigterm.py --bin "$bin"
+tally "SIGTERM mininet" $sudo $py mininet/ci/sigterm.py --bin "$bin" --mininet --cpu 0.5
 
 echo "mininet/ci.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

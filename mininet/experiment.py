@@ -70,6 +70,15 @@ def parse_args(argv):
     return args
 
 
+def configure(args) -> config.Config:
+    """The study's configuration from the parsed command line (ValueError if refused)."""
+    cfg = config.from_arguments(args, "local" if args.local else "mininet")
+    cfg.cpu, cfg.switch, cfg.piece_length = args.cpu, args.switch, args.piece_length
+    cfg.seeder_unchoke_slots, cfg.super_seed = args.seeder_unchoke_slots, not args.plain_seed
+    cfg.unchoke_slots, cfg.max_peers, cfg.timeout, cfg.log_level = args.unchoke_slots, args.max_peers, args.timeout, args.log_level
+    return cfg
+
+
 def machine_info() -> dict:
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -188,13 +197,10 @@ def main(argv=None) -> int:
     if args.report:
         return report_only(args.report)
     try:
-        cfg = config.from_arguments(args, "local" if args.local else "mininet")
+        cfg = configure(args)
     except ValueError as error:
         print(f"experiment.py: {error}", file=sys.stderr)
         return 2
-    cfg.cpu, cfg.switch, cfg.piece_length = args.cpu, args.switch, args.piece_length
-    cfg.seeder_unchoke_slots, cfg.super_seed = args.seeder_unchoke_slots, not args.plain_seed
-    cfg.unchoke_slots, cfg.max_peers, cfg.timeout, cfg.log_level = args.unchoke_slots, args.max_peers, args.timeout, args.log_level
     peer, tracker = os.path.join(args.bin, "peer"), os.path.join(args.bin, "tracker")
     for binary in (peer, tracker):
         if not os.access(binary, os.X_OK):

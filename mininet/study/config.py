@@ -139,6 +139,10 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         raise ValueError("--bw must be in (0, 1000] Mbit/s")
     if not 0 <= args.loss < 100:
         raise ValueError("--loss must be a percentage in [0, 100)")
+    delay = parse_delay(args.delay)
+    if environment == "local" and (delay or args.loss):
+        # Refused before anything is made (the seed, the results folder).
+        raise ValueError("--delay and --loss need Mininet (netem); --local emulates only link rates")
     return Config(
         environment=environment,
         size=parse_size(args.size or preset["size"]),
@@ -146,7 +150,7 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         runs=runs,
         bw=bw,
         modes=parse_modes(args.modes),
-        delay=parse_delay(args.delay),
+        delay=delay,
         loss=args.loss,
         preset=args.preset or "lab",
     )

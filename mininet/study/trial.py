@@ -150,6 +150,28 @@ def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Reg
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def completions(started, line_of, extra=()) -> List[HostResult]:
+    """One HostResult per (host, proc), in the order they were started.
+
+    A host's time counts from the start of the first downloader: its own
+    `seconds` (from its JSON line, found by `line_of(proc)`) plus how much
+    later than the first it was started. `extra` names JSON keys copied as
+    they are (peer-to-peer: peers, uploaded, hash_failures).
+    """
+    t0 = started[0][1].started
+    results = []
+    for host, proc in started:
+        line = line_of(proc)
+        offset = proc.started - t0
+        if line is None:
+            error = "timed out" if proc.alive() else f"exit {proc.returncode}: {proc.stderr_tail(2)}"
+            results.append(HostResult(host.name, False, None, None, offset, None, False, exit_code=proc.returncode, error=error))
+        else:
+            results.append(HostResult(host.name, True, offset + line["seconds"], line["seconds"], offset, line["bytes"], False,
+                                      exit_code=proc.returncode, **{key: line.get(key) for key in extra}))
+    return results
+
+
 def _check_copies(results: List[HostResult], scratch: str, files: Files) -> None:
     for result in results:
         copy = os.path.join(scratch, result.host, files.seed_name)
@@ -181,6 +203,15 @@ def _knobs(cfg, seeder: bool) -> List[str]:
     return knobs
 
 
+def _create_argv(cfg, files: Files, announce: str, torrent: str) -> List[str]:
+    """`peer create` for the seed, with the piece length asked for (if any)."""
+    create = [files.peer, "create", os.path.join(files.seed_dir, files.seed_name), "-a", announce,
+              "--no-date", "--force", "--json", "-o", torrent]
+    if cfg.piece_length != "auto":
+        create += ["--piece-length", cfg.piece_length]
+    return create
+
+
 def _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout) -> TrialResult:
     server = env.server
     serve = registry.spawn(
@@ -193,17 +224,8 @@ def _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars
     for host in env.clients[:n]:
         argv = [files.peer, "fetch", url, "--output", os.path.join(scratch, host.name)] + env.limits.fetch()
         fetches.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
-    t0 = fetches[0][1].started
     wait_for(lambda: not any(p.alive() for _, p in fetches), timeout, interval=0.1)
-    results = []
-    for host, proc in fetches:
-        line = proc.find(lambda l: "seconds" in l and "bytes" in l)
-        offset = proc.started - t0
-        if line is None:
-            error = "timed out" if proc.alive() else f"exit {proc.returncode}: {proc.stderr_tail(2)}"
-            results.append(HostResult(host.name, False, None, None, offset, None, False, exit_code=proc.returncode, error=error))
-        else:
-            results.append(HostResult(host.name, True, offset + line["seconds"], line["seconds"], offset, line["bytes"], False, exit_code=proc.returncode))
+    results = completions(fetches, lambda proc: proc.find(lambda l: "seconds" in l and "bytes" in l))
     registry.stop(serve, grace=15.0)
     summary = serve.find(lambda l: "bytes_sent" in l)
     _check_copies(results, scratch, files)
@@ -216,11 +238,7 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
     tracker_port = _port(_listening(tracker, "tracker"))
     announce = f"http://{server.ip}:{tracker_port}/announce"
     torrent = os.path.join(scratch, "study.torrent")
-    create = [files.peer, "create", os.path.join(files.seed_dir, files.seed_name), "-a", announce,
-              "--no-date", "--force", "--json", "-o", torrent]
-    if cfg.piece_length != "auto":
-        create += ["--piece-length", cfg.piece_length]
-    made = subprocess.run(create, capture_output=True, text=True)
+    made = subprocess.run(_create_argv(cfg, files, announce, torrent), capture_output=True, text=True)
     if made.returncode != 0:
         raise TrialError(f"peer create failed: {made.stderr.strip()}")
     info_hash = json.loads(made.stdout.strip().splitlines()[-1])["info_hash"]
@@ -256,24 +274,12 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         ports[host.name] = port
         argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port), "--seed"]
         downloads.append((host, registry.spawn(host, host.name, argv + env.limits.download() + knobs, log_dir, env_vars)))
-    t0 = downloads[0][1].started
 
     def complete(proc):
         return proc.find(lambda l: l.get("event") == "complete")
 
     wait_for(lambda: all(complete(p) or not p.alive() for _, p in downloads), timeout, interval=0.1)
-    results = []
-    for host, proc in downloads:
-        line = complete(proc)
-        offset = proc.started - t0
-        if line is None:
-            error = "timed out" if proc.alive() else f"exit {proc.returncode}: {proc.stderr_tail(2)}"
-            results.append(HostResult(host.name, False, None, None, offset, None, False, exit_code=proc.returncode, error=error))
-        else:
-            results.append(HostResult(
-                host.name, True, offset + line["seconds"], line["seconds"], offset, line["bytes"], False,
-                peers=line.get("peers"), uploaded=line.get("uploaded"), hash_failures=line.get("hash_failures"),
-            ))
+    results = completions(downloads, complete, ("peers", "uploaded", "hash_failures"))
     # What each peer announced (downloaded, uploaded), for the logs: more than F
     # downloaded means duplicate blocks.
     stats = server.http_get(stats_url, timeout=2.0)
