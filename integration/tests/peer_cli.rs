@@ -242,7 +242,7 @@ fn sigint_or_sigterm_during_a_download_exits_6() {
         // It said goodbye to the tracker on the way out.
         let swarm = tracker.swarm(&info_hash);
         assert!(
-            swarm.as_ref().map_or(true, |s| s["leechers"] == 0),
+            swarm.as_ref().is_none_or(|s| s["leechers"] == 0),
             "SIG{signal}: {swarm:?}"
         );
     }
