@@ -252,9 +252,9 @@ impl Decoder for MessageCodec {
                     return Err(WireError::BadBlock(block));
                 }
                 if id == 6 {
-                    Message::Cancel(block)
-                } else {
                     Message::Request(block)
+                } else {
+                    Message::Cancel(block)
                 }
             }
             7 => {
