@@ -502,8 +502,49 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            if check(&bytes).is_ok() {
-                let _ = decode::<Value>(&bytes);
+            let checked = check(&bytes);
+            let decoded = decode::<Value>(&bytes);
+            // A byte that starts no value (not i, l, d or a digit) is refused.
+            if !matches!(bytes.first(), Some(b'i' | b'l' | b'd' | b'0'..=b'9')) {
+                prop_assert!(checked.is_err(), "{:?}", bytes);
+            }
+            // `decode` refuses exactly what `check` refuses, with the same
+            // error, and decodes everything `check` lets through.
+            match &checked {
+                Err(e) => prop_assert_eq!(decoded.as_ref().err(), Some(e)),
+                Ok(()) => prop_assert!(decoded.is_ok(), "{:?}: {:?}", bytes, decoded),
+            }
+            if let Ok(value) = decoded {
+                // Accepted input is a canonical value up to key order: its
+                // re-encoding has the same length and decodes to the same value.
+                let again = encode(&value).unwrap();
+                prop_assert_eq!(again.len(), bytes.len());
+                prop_assert_eq!(decode::<Value>(&again).unwrap(), value);
+                let mut longer = bytes.clone();
+                longer.push(b'e');
+                prop_assert_eq!(check(&longer), Err(BencodeError::TrailingData(1)));
+            }
+        }
+
+        #[test]
+        fn every_cut_or_changed_encoding_is_refused_or_decodes_consistently(
+            value in value_strategy(), at in any::<prop::sample::Index>(), byte in any::<u8>(),
+            junk in proptest::collection::vec(any::<u8>(), 1..8),
+        ) {
+            let bytes = encode(&value).unwrap();
+            // Anything after the value is refused as trailing data.
+            let mut longer = bytes.clone();
+            longer.extend_from_slice(&junk);
+            prop_assert_eq!(check(&longer), Err(BencodeError::TrailingData(junk.len())));
+            // A value is self-delimiting: no strict prefix of it is a value.
+            let cut = at.index(bytes.len());
+            prop_assert!(check(&bytes[..cut]).is_err(), "prefix {:?}", &bytes[..cut]);
+            // One byte changed: refused, or a value that decodes and re-encodes.
+            let mut changed = bytes.clone();
+            changed[cut] = byte;
+            match decode::<Value>(&changed) {
+                Ok(other) => prop_assert_eq!(decode::<Value>(&encode(&other).unwrap()).unwrap(), other),
+                Err(e) => prop_assert_eq!(Err(e), check(&changed)),
             }
         }
     }

@@ -753,12 +753,61 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_bytes_never_panic_and_never_yield_oversized_messages(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fn arbitrary_bytes_never_panic_and_never_yield_oversized_messages(
+            valid in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            frames in proptest::collection::vec((0u8..12, proptest::collection::vec(any::<u8>(), 0..24)), 0..6),
+            raw in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            // Valid messages, well-framed messages of any id and body, then
+            // arbitrary bytes.
+            let messages = all_messages();
+            let mut bytes = Vec::new();
+            for pick in &valid {
+                let mut one = BytesMut::new();
+                MessageCodec::new(G).encode(messages[pick.index(messages.len())].clone(), &mut one).unwrap();
+                bytes.extend_from_slice(&one);
+            }
+            for (id, body) in &frames {
+                bytes.extend_from_slice(&(body.len() as u32 + 1).to_be_bytes());
+                bytes.push(*id);
+                bytes.extend_from_slice(body);
+            }
+            bytes.extend_from_slice(&raw);
             let mut codec = MessageCodec::new(G);
             let mut buf = BytesMut::from(&bytes[..]);
-            while let Ok(Some(m)) = codec.decode(&mut buf) {
-                if let Message::Piece { data, .. } = m {
-                    prop_assert!(data.len() <= MAX_BLOCK_LEN as usize);
+            loop {
+                let before = buf.clone();
+                let declared = (before.len() >= 4)
+                    .then(|| u32::from_be_bytes([before[0], before[1], before[2], before[3]]) as usize);
+                match codec.decode(&mut buf) {
+                    Ok(Some(message)) => {
+                        let len = declared.unwrap();
+                        // Exactly one frame was taken, and it re-encodes to itself.
+                        prop_assert_eq!(before.len() - buf.len(), 4 + len);
+                        if let Message::Piece { data, .. } = &message {
+                            prop_assert!(data.len() <= MAX_BLOCK_LEN as usize);
+                        }
+                        if !matches!(message, Message::Unknown(_)) {
+                            let mut again = BytesMut::new();
+                            codec.encode(message, &mut again).unwrap();
+                            prop_assert_eq!(&again[..], &before[..4 + len]);
+                        }
+                    }
+                    Ok(None) => {
+                        // Only an incomplete frame waits, and nothing is consumed.
+                        if let Some(len) = declared {
+                            prop_assert!(before.len() < 4 + len && len <= G.max_frame_len());
+                        }
+                        prop_assert_eq!(&buf[..], &before[..]);
+                        break;
+                    }
+                    Err(e) => {
+                        let len = declared.unwrap();
+                        if len > G.max_frame_len() {
+                            prop_assert!(matches!(e, WireError::FrameTooLong(l) if l == len), "{e}");
+                        }
+                        break;
+                    }
                 }
             }
         }

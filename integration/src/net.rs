@@ -1,4 +1,5 @@
-//! Network helpers for end-to-end tests, loopback only: a free port, a
+//! Network helpers for end-to-end tests, loopback only: a free port that
+//! nothing else is handed, a
 //! minimal HTTP GET, waiting for a condition with a deadline, and starting our
 //! tracker binary on an OS-chosen port.
 
@@ -11,13 +12,51 @@ use std::{
 
 use crate::{workspace_bin, KillOnDrop};
 
-/// A TCP port that was free a moment ago on 127.0.0.1 (for third-party tools
-/// that cannot report the port they bound).
+/// A TCP port, free on every address right now, for third-party tools that
+/// must be told a port and cannot report the one they bound.
+///
+/// It is taken below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), so no `bind` to port 0 and no
+/// outgoing connection, in this test or any other process, can take it
+/// before the tool binds it: a port handed out by the kernel, as a plain
+/// "bind port 0 and close" would pick, is raced by exactly those. Only
+/// another explicit choice of the same port could collide; the start point
+/// is random and each call in a process takes a different port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::{
+        hash::{BuildHasher, RandomState},
+        sync::{
+            atomic::{AtomicU32, Ordering},
+            OnceLock,
+        },
+    };
+    static START: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral_range();
+    let span = u32::from(high - low);
+    let start = *START
+        .get_or_init(|| (RandomState::new().hash_one(std::process::id()) % u64::from(span)) as u32);
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = low + offset as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
+}
+
+/// Ports `low..high` under the ephemeral range, that nothing assigns by itself.
+pub fn below_ephemeral_range() -> (u16, u16) {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    // Well away from the well-known and registered ports tests might meet.
+    let low = 20000.min(first_ephemeral / 2);
+    (low, first_ephemeral)
 }
 
 /// `GET path` over HTTP/1.0; returns the status and the body.
@@ -123,5 +162,30 @@ impl Tracker {
             .iter()
             .find(|s| s["info_hash"] == info_hash)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_port_is_never_one_the_kernel_hands_out() {
+        let (low, high) = below_ephemeral_range();
+        assert!(low < high);
+        // Ports the kernel picks, held while free_port runs beside them.
+        let taken: Vec<TcpListener> = (0..50)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let port = free_port();
+            assert!((low..high).contains(&port), "{port} not in {low}..{high}");
+            assert!(seen.insert(port), "{port} handed out twice");
+            TcpListener::bind(("0.0.0.0", port)).expect("the port is free");
+        }
+        for listener in taken {
+            assert!(listener.local_addr().unwrap().port() >= high);
+        }
     }
 }

@@ -16,6 +16,28 @@ struct Report {
     pieces: u64,
     /// File paths, including the torrent name for a multi-file torrent.
     files: Vec<String>,
+    /// Announce URLs, tier by tier.
+    trackers: Vec<Vec<String>>,
+    comment: Option<String>,
+    /// The private flag; `None` from a tool that does not print it (aria2c).
+    private: Option<bool>,
+}
+
+/// The lines of the section after a heading line such as `TRACKERS`, up to
+/// the next heading (a line in capitals at the start), with blank lines kept.
+fn section<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| *l != heading)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect()
+}
+
+/// An optional `Label: value` line.
+fn optional_field(text: &str, label: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .map(|v| v.trim().to_owned())
 }
 
 fn field<'a>(text: &'a str, label: &str) -> &'a str {
@@ -32,6 +54,24 @@ fn transmission_show(torrent: &Path) -> Report {
         .split("\nFILES\n")
         .nth(1)
         .unwrap_or_else(|| panic!("no FILES in:\n{out}"));
+    // `  Tier #N` starts a tier; its URLs follow, one a line.
+    let mut trackers: Vec<Vec<String>> = Vec::new();
+    for line in section(&out, "TRACKERS") {
+        let line = line.trim();
+        if line.starts_with("Tier #") {
+            trackers.push(Vec::new());
+        } else if !line.is_empty() {
+            trackers
+                .last_mut()
+                .unwrap_or_else(|| panic!("a URL before any tier:\n{out}"))
+                .push(line.to_owned());
+        }
+    }
+    let private = match field(&out, "Privacy:") {
+        "Private torrent" => true,
+        "Public torrent" => false,
+        other => panic!("Privacy: {other:?}"),
+    };
     Report {
         info_hash: field(&out, "Hash:").to_lowercase(),
         pieces: field(&out, "Piece Count:").parse().unwrap(),
@@ -39,6 +79,9 @@ fn transmission_show(torrent: &Path) -> Report {
             .lines()
             .filter_map(|l| l.trim().rsplit_once(" (").map(|(path, _)| path.to_owned()))
             .collect(),
+        trackers,
+        comment: optional_field(&out, "Comment:"),
+        private: Some(private),
     }
 }
 
@@ -65,15 +108,28 @@ fn aria2_show(torrent: &Path) -> (Report, Vec<u64>) {
             );
         }
     }
+    // `Announce:` is followed by one line per tier, its URLs separated by spaces.
+    let trackers = out
+        .lines()
+        .skip_while(|l| *l != "Announce:")
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .map(|tier| tier.split_whitespace().map(str::to_owned).collect())
+        .collect();
     let report = Report {
         info_hash: field(&out, "Info Hash:").to_lowercase(),
         pieces: field(&out, "The Number of Pieces:").parse().unwrap(),
         files,
+        trackers,
+        comment: optional_field(&out, "Comment:"),
+        private: None,
     };
     (report, lengths)
 }
 
-fn peer_report(torrent: &Path) -> (Report, Vec<u64>) {
+/// What `peer info --json` says, in the form of a [`Report`]; `private`
+/// is kept only if `with_private` (to compare with aria2c, which lacks it).
+fn peer_report(torrent: &Path, with_private: bool) -> (Report, Vec<u64>) {
     let info = peer_info(torrent);
     let files = info["files"].as_array().unwrap();
     (
@@ -84,6 +140,9 @@ fn peer_report(torrent: &Path) -> (Report, Vec<u64>) {
                 .iter()
                 .map(|f| f["path"].as_str().unwrap().to_owned())
                 .collect(),
+            trackers: serde_json::from_value(info["trackers"].clone()).unwrap(),
+            comment: info["comment"].as_str().map(str::to_owned),
+            private: with_private.then(|| info["private"].as_bool().unwrap()),
         },
         files
             .iter()
@@ -112,8 +171,9 @@ fn peer_info_matches_transmission_show_on_mktorrent_and_transmission_create_fixt
     );
     torrents.push(repo_root().join("torrents/seed-1g.torrent"));
     for torrent in torrents {
-        let (ours, _) = peer_report(&torrent);
+        let (ours, _) = peer_report(&torrent, true);
         assert_eq!(ours, transmission_show(&torrent), "{}", torrent.display());
+        assert_eq!(ours.trackers, [["http://127.0.0.1:6969/announce"]]);
     }
 }
 
@@ -166,36 +226,96 @@ fn torrents_from_peer_create_read_the_same_in_transmission_show_and_aria2c() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("share");
     sample_tree(&tree);
-    let cases = [
-        ("single", tree.join("big.bin"), 1usize),
-        ("multi", tree.clone(), 3),
+    // Tiers (two URLs in the first, by a comma), a comment and the private
+    // flag, on one torrent and off the other.
+    let tiers = [
+        vec![
+            "http://127.0.0.1:6969/announce",
+            "http://127.0.0.3:6969/announce",
+        ],
+        vec!["udp://127.0.0.2:6969"],
     ];
-    for (label, input, file_count) in cases {
+    let cases: [(&str, PathBuf, usize, &[&str]); 2] = [
+        ("single", tree.join("big.bin"), 1, &[]),
+        (
+            "multi",
+            tree.clone(),
+            3,
+            &["--private", "--comment", "shared, for tests: ünïcode"],
+        ),
+    ];
+    for (label, input, file_count, extra) in cases {
         let torrent = dir.path().join(format!("{label}.torrent"));
         run_ok(
             Command::new(workspace_bin("peer"))
-                .args([
-                    "create",
-                    "--piece-length",
-                    "16384",
-                    "-a",
-                    "http://127.0.0.1:6969/announce",
-                ])
-                .args(["-a", "http://127.0.0.2:6969/announce", "-o"])
+                .args(["create", "--piece-length", "16384"])
+                .args(["-a", &tiers[0].join(","), "-a", tiers[1][0]])
+                .args(extra)
+                .arg("-o")
                 .arg(&torrent)
                 .arg(&input),
         );
-        let (ours, our_lengths) = peer_report(&torrent);
+        let (ours, our_lengths) = peer_report(&torrent, true);
         assert_eq!(ours.files.len(), file_count, "{label}");
+        assert_eq!(ours.trackers, tiers, "{label}");
+        assert_eq!(ours.private, Some(!extra.is_empty()), "{label}");
+        assert_eq!(ours.comment.as_deref(), extra.last().copied(), "{label}");
         assert_eq!(
             transmission_show(&torrent),
             ours,
             "transmission-show, {label}"
         );
+        let (ours, _) = peer_report(&torrent, false);
         let (aria, aria_lengths) = aria2_show(&torrent);
         assert_eq!(aria, ours, "aria2c -S, {label}");
         assert_eq!(aria_lengths, our_lengths, "aria2c -S lengths, {label}");
     }
+}
+
+/// `source` and `private` live in the info dictionary, so they change the
+/// info-hash; neither transmission-show 3.00 nor aria2c prints `source`.
+/// mktorrent given the same data and options must produce the same info
+/// dictionary, hence the same info-hash.
+#[test]
+fn source_and_private_give_the_info_hash_mktorrent_gives() {
+    require_tool("mktorrent");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("share");
+    sample_tree(&tree);
+    let announce = "http://127.0.0.1:6969/announce";
+    let mut hashes = Vec::new();
+    for options in [&["-s", "SRC-1"][..], &["-s", "SRC-1", "-p"], &["-p"]] {
+        let ours = dir.path().join("ours.torrent");
+        let theirs = dir.path().join("theirs.torrent");
+        let _ = std::fs::remove_file(&theirs);
+        run_ok(
+            Command::new(workspace_bin("peer"))
+                .args(["create", "-l", "32K", "-a", announce, "--force", "-o"])
+                .arg(&ours)
+                .args(options)
+                .arg(&tree),
+        );
+        run_ok(
+            Command::new("mktorrent")
+                .args(["-l", "15", "-a", announce, "-o"])
+                .arg(&theirs)
+                .args(options)
+                .arg(&tree),
+        );
+        let (info, reference) = (peer_info(&ours), peer_info(&theirs));
+        assert_eq!(info["info_hash"], reference["info_hash"], "{options:?}");
+        assert_eq!(info["source"], reference["source"], "{options:?}");
+        let source = options.contains(&"-s").then_some("SRC-1");
+        assert_eq!(info["source"].as_str(), source, "{options:?}");
+        assert_eq!(
+            transmission_show(&ours).private,
+            Some(options.contains(&"-p"))
+        );
+        hashes.push(info["info_hash"].clone());
+    }
+    // Each option changes the info-hash: the comparison above saw them all.
+    hashes.dedup();
+    assert_eq!(hashes.len(), 3, "{hashes:?}");
 }
 
 #[test]

@@ -450,8 +450,39 @@ mod tests {
 
         #[test]
         fn arbitrary_queries_never_panic(q in ".{0,300}") {
-            let _ = AnnounceRequest::parse(&q);
-            let _ = parse_scrape(&q);
+            let announce = AnnounceRequest::parse(&q);
+            let scrape = parse_scrape(&q);
+            // Whatever is accepted means the same as its own query string.
+            if let Ok(request) = &announce {
+                prop_assert_eq!(&AnnounceRequest::parse(&request.to_query()), &announce);
+            }
+            if let Ok(hashes) = &scrape {
+                let again: Vec<String> = hashes.iter().map(|h| format!("info_hash={}", escape(&h.0))).collect();
+                prop_assert_eq!(&parse_scrape(&again.join("&")), &scrape);
+            }
+            // Without a port (not even percent-encoded) an announce is refused.
+            if !q.contains("port") && !q.contains('%') {
+                prop_assert!(announce.is_err());
+            }
+        }
+
+        #[test]
+        fn a_query_without_a_required_field_is_refused(
+            hash in any::<[u8; 20]>(), id in any::<[u8; 20]>(), port in 1u16.., left in any::<u64>(),
+            drop in 0..4usize,
+        ) {
+            let request = AnnounceRequest {
+                info_hash: InfoHash(hash), peer_id: PeerId(id), port, uploaded: 0, downloaded: 0, left,
+                event: AnnounceEvent::None, compact: true, no_peer_id: false, numwant: None, key: None, ip: None,
+            };
+            let field = ["info_hash", "peer_id", "port", "left"][drop];
+            let query: Vec<String> = request.to_query().split('&')
+                .filter(|pair| !pair.starts_with(&format!("{field}=")))
+                .map(str::to_owned).collect();
+            prop_assert_eq!(AnnounceRequest::parse(&query.join("&")), Err(QueryError::Missing(field)));
+            // The same field twice is refused too.
+            let twice = format!("{}&{}", request.to_query(), request.to_query());
+            prop_assert!(matches!(AnnounceRequest::parse(&twice), Err(QueryError::Repeated(_))));
         }
     }
 }

@@ -406,8 +406,36 @@ mod tests {
 
         #[test]
         fn arbitrary_replies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = AnnounceResponse::decode(&bytes);
-            let _ = decode_scrape(&bytes);
+            let announce = AnnounceResponse::decode(&bytes);
+            let scrape = decode_scrape(&bytes);
+            // Only a well-formed dictionary is ever accepted.
+            if announce.is_ok() || scrape.is_ok() {
+                prop_assert!(bencode::check(&bytes).is_ok() && bytes[0] == b'd');
+            }
+            // A reply must say its interval.
+            if !bytes.windows(10).any(|w| w == b"8:interval") {
+                prop_assert!(announce.is_err());
+            }
+        }
+
+        #[test]
+        fn a_cut_reply_is_refused(
+            peers in proptest::collection::vec((any::<[u8; 4]>(), 1u16..), 0..8),
+            interval in any::<u32>(), at in any::<prop::sample::Index>(),
+        ) {
+            let peers = peers.into_iter().map(|(ip, port)| PeerEntry {
+                addr: SocketAddr::new(IpAddr::V4(ip.into()), port), peer_id: None,
+            }).collect();
+            let response = AnnounceResponse { interval, min_interval: None, complete: 0, incomplete: 0, peers, warning: None };
+            let bytes = response.encode(true, false);
+            let cut = at.index(bytes.len());
+            prop_assert!(AnnounceResponse::decode(&bytes[..cut]).is_err());
+            prop_assert_eq!(AnnounceResponse::decode(&bytes).unwrap(), response);
+            // Without its interval, the same reply is refused.
+            let key = bytes.windows(10).position(|w| w == b"8:interval").unwrap();
+            let mut unnamed = bytes.clone();
+            unnamed[key + 9] = b'X';
+            prop_assert_eq!(AnnounceResponse::decode(&unnamed), Err(ResponseError::BadField("interval")));
         }
     }
 }

@@ -31,8 +31,9 @@ use super::{
 use crate::rate::RateLimiter;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A download that receives nothing for this long fails (and can be resumed).
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// By default, a download that receives nothing for this long fails (and
+/// can be resumed).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -41,6 +42,8 @@ pub struct FetchOptions {
     pub resume: bool,
     /// Download limit, bytes per second.
     pub rate: Option<u64>,
+    /// Fail when nothing arrives for this long ([`STALL_TIMEOUT`] by default).
+    pub stall_timeout: Duration,
 }
 
 /// What the command prints as its JSON line.
@@ -117,7 +120,7 @@ pub async fn fetch(
         .no_proxy()
         .user_agent(concat!("peer/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(STALL_TIMEOUT)
+        .read_timeout(options.stall_timeout)
         .build()
         .map_err(|e| FetchError::Protocol {
             url: url.clone(),

@@ -198,13 +198,55 @@ fn report_panic(joined: Result<(), tokio::task::JoinError>) {
 
 #[cfg(test)]
 mod tests {
-    use tokio::{io::AsyncWriteExt, net::TcpStream, sync::oneshot};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+        sync::oneshot,
+    };
 
     use super::*;
+
+    /// Sends a whole keep-alive request for `/x` on `stream` and reads the
+    /// whole reply: proof that the server accepted the connection and now
+    /// waits on it for the next request.
+    async fn one_request(stream: &mut TcpStream, body: &[u8]) {
+        stream
+            .write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let whole = tokio::time::timeout(Duration::from_secs(10), async {
+            while !reply.ends_with(body) || !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the server closed before replying");
+                reply.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await;
+        assert!(whole.is_ok(), "no whole reply: {reply:?}");
+        assert!(reply.starts_with(b"HTTP/1.1 200"), "{reply:?}");
+    }
+
+    /// Reads until the server closes `stream`; fails if it sends a byte or
+    /// does not close within `within`. A connection closed with our bytes
+    /// still unread is reset by the kernel, which counts as closed.
+    async fn closed_by_server(stream: &mut TcpStream, within: Duration) {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(within, stream.read(&mut byte))
+            .await
+            .expect("the server closed the connection");
+        match read {
+            Ok(n) => assert_eq!(n, 0, "nothing more was sent before the close"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+        }
+    }
 
     #[tokio::test]
     async fn shutdown_closes_idle_and_half_sent_connections_without_waiting_out_the_grace() {
         let root = tempfile::tempdir().unwrap();
+        let body = b"the body of x";
+        std::fs::write(root.path().join("x"), body).unwrap();
         let server = Server::new(ServeOptions {
             root: root.path().to_owned(),
             list: false,
@@ -218,15 +260,24 @@ mod tests {
         let task = tokio::spawn(server.run(listener, async {
             let _ = stopped.await;
         }));
-        let _idle = TcpStream::connect(address).await.unwrap();
+        // Each connection first gets a whole reply, so the server has
+        // accepted both before the stop: the stop must close them, not the
+        // listener's backlog.
+        let mut idle = TcpStream::connect(address).await.unwrap();
+        one_request(&mut idle, body).await;
         let mut half = TcpStream::connect(address).await.unwrap();
+        one_request(&mut half, body).await;
         half.write_all(b"GET /x HTTP/1.1\r\nHo").await.unwrap();
+        let stopping = Instant::now();
         stop.send(()).unwrap();
         let summary = tokio::time::timeout(GRACE / 2, task)
             .await
             .expect("shutdown finished before the grace period")
             .unwrap();
-        assert_eq!(summary.transfers, 0);
+        assert_eq!((summary.requests, summary.transfers), (2, 2), "{summary:?}");
+        let left = (GRACE / 2).saturating_sub(stopping.elapsed());
+        closed_by_server(&mut idle, left).await;
+        closed_by_server(&mut half, left).await;
     }
 
     #[test]

@@ -60,39 +60,110 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{collections::HashSet, sync::Barrier, time::Duration};
+    use std::{
+        collections::HashSet,
+        sync::Condvar,
+        time::{Duration, Instant},
+    };
+
+    /// A meeting point for `n` jobs that gives up after a timeout instead of
+    /// hanging the test, as `std::sync::Barrier` would.
+    struct Rendezvous {
+        arrived: Mutex<usize>,
+        all_here: Condvar,
+        n: usize,
+    }
+
+    impl Rendezvous {
+        fn new(n: usize) -> Arc<Self> {
+            Arc::new(Rendezvous {
+                arrived: Mutex::new(0),
+                all_here: Condvar::new(),
+                n,
+            })
+        }
+
+        /// True if all `n` arrived within `timeout`.
+        fn wait(&self, timeout: Duration) -> bool {
+            let mut arrived = self.arrived.lock().unwrap();
+            *arrived += 1;
+            self.all_here.notify_all();
+            let (arrived, _) = self
+                .all_here
+                .wait_timeout_while(arrived, timeout, |a| *a < self.n)
+                .unwrap();
+            *arrived >= self.n
+        }
+    }
+
+    /// Threads of this process whose name starts with `prefix` (Linux).
+    fn threads_named(prefix: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with(prefix))
+            .count()
+    }
 
     #[test]
     fn jobs_run_on_exactly_the_threads_asked_for() {
-        let workers = Workers::new("test", 2).unwrap();
+        let workers = Workers::new("exact", 3).unwrap();
+        // Three jobs that can only finish together: each thread holds one.
+        let meet = Rendezvous::new(3);
         let (done, results) = mpsc::channel();
-        for i in 0..50 {
-            let done = done.clone();
+        for _ in 0..3 {
+            let (meet, done) = (meet.clone(), done.clone());
             workers.run(move || {
-                thread::sleep(Duration::from_millis(1));
-                let name = thread::current().name().unwrap().to_owned();
-                done.send((i, name)).unwrap();
+                let met = meet.wait(Duration::from_secs(10));
+                done.send((thread::current().name().unwrap().to_owned(), met))
+                    .unwrap();
             });
         }
-        drop(done);
-        let got: Vec<(i32, String)> = results.iter().collect();
-        assert_eq!(got.len(), 50, "every job ran");
-        let names: HashSet<String> = got.into_iter().map(|(_, n)| n).collect();
-        assert!(names.len() <= 2, "no third thread: {names:?}");
-        assert!(names.iter().all(|n| n.starts_with("test-")));
+        let got: Vec<(String, bool)> = (0..3)
+            .map(|_| results.recv_timeout(Duration::from_secs(15)).unwrap())
+            .collect();
+        assert!(got.iter().all(|(_, met)| *met), "three at once: {got:?}");
+        let names: HashSet<String> = got.into_iter().map(|(n, _)| n).collect();
+        let expected: HashSet<String> = (0..3).map(|n| format!("exact-{n}")).collect();
+        assert_eq!(names, expected);
+        // And no fourth thread waits idle beside them.
+        assert_eq!(threads_named("exact-"), 3);
+        // More jobs than threads still all run, on the same threads.
+        for _ in 0..20 {
+            let done = done.clone();
+            workers.run(move || {
+                done.send((thread::current().name().unwrap().to_owned(), true))
+                    .unwrap();
+            });
+        }
+        for _ in 0..20 {
+            let (name, _) = results.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert!(expected.contains(&name), "{name}");
+        }
+        assert_eq!(threads_named("exact-"), 3);
     }
 
     #[test]
     fn the_threads_work_in_parallel() {
         let workers = Workers::new("par", 2).unwrap();
-        let meet = Arc::new(Barrier::new(3));
+        let meet = Rendezvous::new(2);
+        let (done, results) = mpsc::channel();
+        let started = Instant::now();
         for _ in 0..2 {
-            let meet = meet.clone();
+            let (meet, done) = (meet.clone(), done.clone());
             workers.run(move || {
-                meet.wait(); // both jobs must be running at once to pass
+                // Both jobs must be running at once to meet.
+                done.send(meet.wait(Duration::from_secs(10))).unwrap();
             });
         }
-        meet.wait();
+        for _ in 0..2 {
+            let met = results.recv_timeout(Duration::from_secs(15)).unwrap();
+            assert!(
+                met,
+                "the two jobs never ran at once ({:?})",
+                started.elapsed()
+            );
+        }
     }
 
     #[test]

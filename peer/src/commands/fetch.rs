@@ -30,6 +30,10 @@ pub struct Args {
     /// (10M = 10 MiB/s), or bits/s with a decimal suffix (100mbit = 12,500,000 bytes/s).
     #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
     max_download_rate: Option<u64>,
+    /// Fail (exit 5; the download can be resumed) when the server sends
+    /// nothing for this long, e.g. `30s`, `2m`, `500ms` [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    stall_timeout: Option<std::time::Duration>,
 }
 
 struct Bar(ProgressBar);
@@ -53,6 +57,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         output: args.output,
         resume: args.resume,
         rate: args.max_download_rate,
+        stall_timeout: args.stall_timeout.unwrap_or(fetch::STALL_TIMEOUT),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

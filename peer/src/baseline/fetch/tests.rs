@@ -141,6 +141,7 @@ fn options(url: String, output: &Path, resume: bool) -> FetchOptions {
         output: output.to_owned(),
         resume,
         rate: None,
+        stall_timeout: super::STALL_TIMEOUT,
     }
 }
 
