@@ -84,7 +84,7 @@ lt_once() {
     seconds=$(python3 -c 'import json,sys
 for l in open(sys.argv[1]):
     e=json.loads(l)
-    if e["event"]=="metadata": print(f"{e[\"seconds\"]:.4f}"); break' "$tmp/lt.out" 2>/dev/null || true)
+    if e["event"]=="metadata": print("%.4f" % e["seconds"]); break' "$tmp/lt.out" 2>/dev/null || true)
     [ -n "$seconds" ] && break
     sleep 0.05
   done
