@@ -48,7 +48,11 @@ fn handshake_answered(addr: SocketAddr, info_hash: InfoHash) -> bool {
 #[test]
 fn out_of_descriptors_the_listener_backs_off_and_recovers() {
     let fixture = Fixture::new("1M", 64 * 1024, &[]);
-    // A seeder allowed 64 descriptors: the flood below exhausts them.
+    // A seeder allowed 64 descriptors: the flood below exhausts them. Its
+    // --max-peers is above the flood, so it keeps every connection it
+    // accepts (with the default 50 it would close the rest at once, and
+    // whether 50 sessions exhaust 64 descriptors would depend on how many
+    // the process already holds).
     let mut seeder = PeerProcess::start(
         Command::new("sh")
             .arg("-c")
@@ -58,7 +62,7 @@ fn out_of_descriptors_the_listener_backs_off_and_recovers() {
             .arg(&fixture.torrent)
             .arg("--data")
             .arg(&fixture.data)
-            .args(["--port", "0"]),
+            .args(["--port", "0", "--max-peers", "500"]),
     );
     let addr: SocketAddr = wait_for("the seeder to announce", Duration::from_secs(20), || {
         let swarm = fixture.tracker.swarm(&fixture.info_hash)?;
