@@ -83,15 +83,7 @@ impl Fixture {
     }
 
     pub fn download(&self, out: &Path, extra: &[&str]) -> PeerProcess {
-        PeerProcess::start(
-            Command::new(workspace_bin("peer"))
-                .arg("download")
-                .arg(&self.torrent)
-                .arg("--output")
-                .arg(out)
-                .args(["--port", "0"])
-                .args(extra),
-        )
+        download(&self.torrent, out, extra)
     }
 
     /// Pieces of `file` that match the payload, piece by piece.
@@ -109,6 +101,20 @@ impl Fixture {
             })
             .collect()
     }
+}
+
+/// `peer download SOURCE --output OUT --port 0 EXTRA...`, where SOURCE is a
+/// `.torrent` file or a magnet link.
+pub fn download(source: impl AsRef<std::ffi::OsStr>, out: &Path, extra: &[&str]) -> PeerProcess {
+    PeerProcess::start(
+        Command::new(workspace_bin("peer"))
+            .arg("download")
+            .arg(source)
+            .arg("--output")
+            .arg(out)
+            .args(["--port", "0"])
+            .args(extra),
+    )
 }
 
 /// A running `peer` whose stdout lines (JSON) arrive on a channel and whose

@@ -3,14 +3,14 @@
 //! python3-libtorrent seeder knowing only its address (`x.pe`), and
 //! libtorrent and aria2c fetch the metadata, then the data, from our seeder.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
 use integration::{
     clients::{aria2, libtorrent},
     net::wait_for,
     peer_info,
-    peers::{Fixture, PeerProcess},
-    sha1_file, workspace_bin,
+    peers::{download, Fixture, PeerProcess},
+    sha1_file,
 };
 
 /// Our seeder's listening address, from the tracker's view of the swarm.
@@ -35,18 +35,6 @@ fn event(process: &mut PeerProcess, event: &str, timeout: Duration) -> serde_jso
     }
 }
 
-fn download_magnet(link: &str, out: &Path, extra: &[&str]) -> PeerProcess {
-    PeerProcess::start(
-        Command::new(workspace_bin("peer"))
-            .arg("download")
-            .arg(link)
-            .arg("--output")
-            .arg(out)
-            .args(["--port", "0"])
-            .args(extra),
-    )
-}
-
 #[test]
 fn our_peer_fetches_a_magnet_from_libtorrent_knowing_only_its_address() {
     let fixture = Fixture::new("8M", 256 * 1024, &[]);
@@ -65,7 +53,7 @@ fn our_peer_fetches_a_magnet_from_libtorrent_knowing_only_its_address() {
         fixture.info_hash
     );
     let out = fixture.out("ours");
-    let mut ours = download_magnet(&link, &out, &[]);
+    let mut ours = download(&link, &out, &[]);
     let summary = ours.json_line(Duration::from_secs(60));
     assert_eq!(summary["info_hash"], fixture.info_hash.as_str());
     assert_eq!(summary["hash_failures"], 0);

@@ -7,7 +7,6 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    process::Command,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
@@ -26,8 +25,9 @@ use common::{
 use integration::{
     net::wait_for,
     peer_info,
-    peers::{Fixture, PeerProcess},
-    sha1_file, workspace_bin,
+    peers::{download, Fixture},
+    raw::metainfo,
+    sha1_file,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -212,21 +212,6 @@ fn delayed_relay(upstream: SocketAddr, delay: Duration) -> SocketAddr {
     addr
 }
 
-fn download_magnet(link: &str, out: &std::path::Path) -> PeerProcess {
-    PeerProcess::start(
-        Command::new(workspace_bin("peer"))
-            .arg("download")
-            .arg(link)
-            .arg("--output")
-            .arg(out)
-            .args(["--port", "0"]),
-    )
-}
-
-fn metainfo(fixture: &Fixture) -> Metainfo {
-    Metainfo::from_bytes(&std::fs::read(&fixture.torrent).unwrap()).unwrap()
-}
-
 /// 1,024 pieces of 16 KiB: a 20 KiB info dictionary, two metadata pieces.
 fn fixture() -> (Fixture, Metainfo) {
     let fixture = Fixture::new("16M", 16 * 1024, &[]);
@@ -266,7 +251,7 @@ fn liars_lose_their_connections_and_the_download_completes_from_the_honest_seede
     }
     link.push_str(&format!("&x.pe={honest}"));
     let out = fixture.out("ours");
-    let mut ours = download_magnet(&link, &out);
+    let mut ours = download(&link, &out, &[]);
     let summary = ours.json_line(Duration::from_secs(60));
     assert_eq!(summary["hash_failures"], 0);
     assert_eq!(
@@ -318,7 +303,7 @@ fn with_only_liars_the_download_fails_clearly_after_asking_each() {
         fixture.info_hash, liars[0].addr, liars[1].addr
     );
     let out = fixture.out("ours");
-    let mut ours = download_magnet(&link, &out);
+    let mut ours = download(&link, &out, &[]);
     let status = wait_for("the download to give up", Duration::from_secs(60), || {
         ours.process.0.try_wait().unwrap()
     });

@@ -4,7 +4,7 @@
 //! a peer that sends an oversized PEX message or floods loses its
 //! connection, while one well-formed message does not. Copies SHA-1 checked.
 
-use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use bytes::Bytes;
 use common::{
@@ -17,21 +17,14 @@ use common::{
 };
 use integration::{
     clients::libtorrent,
-    peers::{Fixture, PeerProcess},
+    peers::{download, Fixture, PeerProcess},
     raw::{metainfo, seeder_addr, RawPeer},
-    sha1_file, workspace_bin,
+    sha1_file,
 };
 
 fn magnet_download(fixture: &Fixture, only_peer: SocketAddr, out: &Path) -> PeerProcess {
     let link = format!("magnet:?xt=urn:btih:{}&x.pe={only_peer}", fixture.info_hash);
-    PeerProcess::start(
-        Command::new(workspace_bin("peer"))
-            .arg("download")
-            .arg(link)
-            .arg("--output")
-            .arg(out)
-            .args(["--port", "0"]),
-    )
+    download(link, out, &[])
 }
 
 /// The leecher completes, and its log shows that `told_by` named `learned`
