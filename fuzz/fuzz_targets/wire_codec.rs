@@ -17,7 +17,7 @@
 use bytes::BytesMut;
 use common::{
     extension::{EXTENDED_ID, MAX_EXTENDED_LEN},
-    wire::{Geometry, Message, MessageCodec, WireError, MAX_BLOCK_LEN},
+    wire::{Geometry, Message, MessageCodec, WireError, ALLOWED_FAST, MAX_BLOCK_LEN, SUGGEST},
 };
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
@@ -156,12 +156,18 @@ fn check_message(g: &Geometry, message: &Message, frame: &[u8]) {
             assert_eq!(frame[4], EXTENDED_ID);
             assert!(payload.len() <= MAX_EXTENDED_LEN);
         }
+        Message::Suggest(index) | Message::AllowedFast(index) => assert!(*index < g.piece_count),
+        Message::Reject(block) => {
+            assert!(g.block_fits(block.index, block.begin, block.length));
+        }
         Message::Unknown(id) => {
-            assert!(*id > 9 && *id != EXTENDED_ID);
+            assert!(*id > 9 && *id != EXTENDED_ID && !(SUGGEST..=ALLOWED_FAST).contains(id));
             assert_eq!(frame[4], *id);
             return; // its body is skipped, so it cannot re-encode to the same frame
         }
         Message::KeepAlive
+        | Message::HaveAll
+        | Message::HaveNone
         | Message::Choke
         | Message::Unchoke
         | Message::Interested

@@ -99,6 +99,17 @@ pub enum Message {
     Cancel(BlockRef),
     /// DHT port (BEP 5): tolerated and ignored.
     Port(u16),
+    /// BEP 6, sent only to a peer that set the fast extension's bit: this
+    /// piece is worth asking for.
+    Suggest(u32),
+    /// BEP 6: instead of a full bitfield.
+    HaveAll,
+    /// BEP 6: instead of an empty bitfield.
+    HaveNone,
+    /// BEP 6: this request will not be served.
+    Reject(BlockRef),
+    /// BEP 6: this piece may be asked for while choked.
+    AllowedFast(u32),
     /// An extended message (BEP 10): the extended id (0 for the extension
     /// handshake) and the body, at most [`MAX_EXTENDED_LEN`] bytes; what the
     /// body means is for [`crate::extension`] to read.
@@ -130,6 +141,13 @@ pub enum WireError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// The fast extension's message ids (BEP 6).
+pub const SUGGEST: u8 = 0x0d;
+pub const HAVE_ALL: u8 = 0x0e;
+pub const HAVE_NONE: u8 = 0x0f;
+pub const REJECT: u8 = 0x10;
+pub const ALLOWED_FAST: u8 = 0x11;
 
 /// A reserved bit: its byte and mask.
 type ReservedBit = (usize, u8);
@@ -371,6 +389,38 @@ impl Decoder for MessageCodec {
                 expect_len(id, len, 3)?;
                 Message::Port(body.get_u16())
             }
+            SUGGEST | ALLOWED_FAST => {
+                expect_len(id, len, 5)?;
+                let index = body.get_u32();
+                if g.is_some_and(|g| index >= g.piece_count) {
+                    return Err(WireError::BadIndex(index));
+                }
+                if id == SUGGEST {
+                    Message::Suggest(index)
+                } else {
+                    Message::AllowedFast(index)
+                }
+            }
+            HAVE_ALL | HAVE_NONE => {
+                expect_len(id, len, 1)?;
+                if id == HAVE_ALL {
+                    Message::HaveAll
+                } else {
+                    Message::HaveNone
+                }
+            }
+            REJECT => {
+                expect_len(id, len, 13)?;
+                let block = BlockRef {
+                    index: body.get_u32(),
+                    begin: body.get_u32(),
+                    length: body.get_u32(),
+                };
+                if !block_ok(g, &block) {
+                    return Err(WireError::BadBlock(block));
+                }
+                Message::Reject(block)
+            }
             EXTENDED_ID => {
                 if !(2..=2 + MAX_EXTENDED_LEN).contains(&len) {
                     return Err(WireError::BadLength {
@@ -438,6 +488,24 @@ impl Encoder<Message> for MessageCodec {
                 dst.put_u8(9);
                 dst.put_u16(port);
             }
+            Message::HaveAll => simple(dst, HAVE_ALL),
+            Message::HaveNone => simple(dst, HAVE_NONE),
+            Message::Suggest(index) | Message::AllowedFast(index) => {
+                dst.put_u32(5);
+                dst.put_u8(if matches!(message, Message::Suggest(_)) {
+                    SUGGEST
+                } else {
+                    ALLOWED_FAST
+                });
+                dst.put_u32(index);
+            }
+            Message::Reject(b) => {
+                dst.put_u32(13);
+                dst.put_u8(REJECT);
+                dst.put_u32(b.index);
+                dst.put_u32(b.begin);
+                dst.put_u32(b.length);
+            }
             Message::Extended { id, payload } => {
                 dst.reserve(6 + payload.len());
                 dst.put_u32(2 + payload.len() as u32);
@@ -450,6 +518,8 @@ impl Encoder<Message> for MessageCodec {
         Ok(())
     }
 }
+
+pub mod fast;
 
 #[cfg(test)]
 mod tests;

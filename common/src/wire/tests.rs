@@ -42,6 +42,15 @@ fn all_messages() -> Vec<Message> {
             id: 0,
             payload: Bytes::from_static(b"d1:md6:ut_pexi2eee"),
         },
+        Message::Suggest(9),
+        Message::HaveAll,
+        Message::HaveNone,
+        Message::Reject(BlockRef {
+            index: 9,
+            begin: 0,
+            length: 1000,
+        }),
+        Message::AllowedFast(0),
     ]
 }
 
@@ -201,6 +210,23 @@ fn each_malformed_class_is_its_error() {
         decode_all(frame(21, b"")).unwrap(),
         vec![Message::Unknown(21)]
     );
+    // The fast extension's messages (BEP 6).
+    assert!(matches!(
+        decode_all(frame(HAVE_ALL, b"x")),
+        Err(WireError::BadLength { id: HAVE_ALL, .. })
+    ));
+    assert!(matches!(
+        decode_all(frame(SUGGEST, &words(&[10]))),
+        Err(WireError::BadIndex(10))
+    ));
+    assert!(matches!(
+        decode_all(frame(ALLOWED_FAST, &words(&[10]))),
+        Err(WireError::BadIndex(10))
+    ));
+    assert!(matches!(
+        decode_all(frame(REJECT, &words(&[9, 0, 1001]))),
+        Err(WireError::BadBlock(_))
+    ));
 }
 
 #[test]

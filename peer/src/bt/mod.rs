@@ -11,7 +11,8 @@
 //! - [`tracker_client`]: HTTP announces with tier failover;
 //! - [`session`]: one peer connection (handshake, codec, requests, uploads),
 //!   with [`extensions`], what its extended messages (BEP 10) call for, and
-//!   [`pex`], what peer exchange (BEP 11) tells each peer and how often;
+//!   [`pex`], what peer exchange (BEP 11) tells each peer and how often,
+//!   and [`fast`], the fast extension's allowed set (BEP 6);
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
 //! - [`workers`]: the threads that hash and write complete pieces, and
 //!   [`verdict`], what becomes of each (announce, refetch and blame, stop);
@@ -22,6 +23,7 @@
 pub mod buffers;
 pub mod choke;
 pub mod extensions;
+pub mod fast;
 pub mod magnet;
 pub mod metadata;
 pub mod pex;

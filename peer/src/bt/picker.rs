@@ -358,6 +358,23 @@ impl Picker {
         }
     }
 
+    /// Returns one block `peer` was asked for to the pool (it rejected the
+    /// request, BEP 6).
+    pub fn release_block(&mut self, peer: PeerKey, block: BlockRef) {
+        let Some(piece) = self.active.get_mut(&block.index) else {
+            return;
+        };
+        let slot = (block.begin / MAX_BLOCK_LEN) as usize;
+        if let Some(state @ BlockState::Requested(_)) = piece.blocks.get_mut(slot) {
+            if let BlockState::Requested(peers) = state {
+                peers.retain(|&p| p != peer);
+                if peers.is_empty() {
+                    *state = BlockState::Open;
+                }
+            }
+        }
+    }
+
     /// Returns every block `peer` was asked for to the pool.
     pub fn release(&mut self, peer: PeerKey) {
         for piece in self.active.values_mut() {

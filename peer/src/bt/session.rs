@@ -34,6 +34,7 @@ use tracing::{debug, info};
 
 use super::{
     extensions::{ExtensionFault, Handled, PeerExtensions},
+    fast::FastPeer,
     pex::PEX_INTERVAL,
     picker::PeerKey,
     shared::{Command, Refusal, Shared},
@@ -136,9 +137,10 @@ async fn run(
     // take our handshake as a plaintext reply, see the close as a failure,
     // and never connect (`integration/tests/peer_interop_dialled.rs`).
     // We speak the extension protocol (BEP 10), to serve metadata.
-    let ours = Handshake::new(shared.info_hash, shared.our_id)
+    let handshake = Handshake::new(shared.info_hash, shared.our_id)
         .with_extensions(true)
-        .encode();
+        .with_fast(true);
+    let ours = handshake.encode();
     if dialed {
         stream.write_all(&ours).await?;
     }
@@ -153,11 +155,21 @@ async fn run(
     }
     let (key, commands) = shared.register(addr, theirs.peer_id, dialed)?;
     // A plaintext handshake (we speak no other), for logs and interop tests.
-    debug!(%addr, dialed, peer_id = ?theirs.peer_id, "handshake complete");
+    debug!(
+        %addr,
+        dialed,
+        peer_id = ?theirs.peer_id,
+        fast = handshake.supports_fast() && theirs.supports_fast(),
+        extensions = handshake.supports_extensions() && theirs.supports_extensions(),
+        "handshake complete"
+    );
     let mut session = Session::new(shared.clone(), key);
-    if theirs.supports_extensions() {
+    if handshake.supports_extensions() && theirs.supports_extensions() {
         session.extensions = Some((PeerExtensions::default(), addr));
     }
+    // The fast extension (BEP 6), when both sides set its bit.
+    let fast = handshake.supports_fast() && theirs.supports_fast();
+    session.fast = fast.then(|| FastPeer::new(shared, addr));
     let result = session.run(stream, commands).await;
     shared.unregister(key, &session.peer_has);
     result
@@ -201,8 +213,9 @@ impl UploadQueue {
         self.lock().retain(|b| b != block);
     }
 
-    fn clear(&self) {
-        self.lock().clear();
+    /// Drops every queued request, and says which.
+    fn clear(&self) -> Vec<BlockRef> {
+        self.lock().drain(..).collect()
     }
 
     fn is_empty(&self) -> bool {
@@ -241,6 +254,9 @@ impl UploadQueue {
 struct Session {
     shared: Arc<Shared>,
     key: PeerKey,
+    /// Both sides speak the fast extension: the pieces this peer may ask
+    /// for while choked.
+    fast: Option<FastPeer>,
     /// The peer speaks the extension protocol: its side of it, and its
     /// address as we see it (its IP is our `yourip`).
     extensions: Option<(PeerExtensions, SocketAddr)>,
@@ -271,6 +287,7 @@ impl Session {
             peer_has: Bitfield::new(shared.geometry.piece_count as usize),
             shared,
             key,
+            fast: None,
             extensions: None,
             peer_choking: true,
             am_interested: false,
@@ -331,7 +348,25 @@ impl Session {
         if let Some((_, addr)) = &self.extensions {
             self.send(self.shared.offered.handshake(addr.ip())).await?;
         }
-        if super_seeding {
+        if let Some(fast) = &self.fast {
+            // BEP 6: `have_all` and `have_none` stand for the obvious
+            // bitfields; a super-seeder shows none, then offers with `have`.
+            let allowed = fast.allowed_of(&bitfield);
+            let first = if super_seeding || bitfield.count() == 0 {
+                Message::HaveNone
+            } else if bitfield.is_complete() {
+                Message::HaveAll
+            } else {
+                Message::Bitfield(bitfield.clone())
+            };
+            self.send(first).await?;
+            for index in allowed {
+                self.send(Message::AllowedFast(index)).await?;
+            }
+            if super_seeding {
+                self.offer().await?;
+            }
+        } else if super_seeding {
             self.offer().await?; // `have`s for a few pieces instead of the bitfield
         } else if bitfield.count() > 0 {
             self.send(Message::Bitfield(bitfield)).await?;
@@ -411,7 +446,14 @@ impl Session {
         }
         self.we_choke = choke;
         if choke {
-            self.uploads.clear(); // BEP 3: a choke discards the peer's pending requests
+            // BEP 3: a choke discards the peer's pending requests; BEP 6
+            // says so request by request.
+            let dropped = self.uploads.clear();
+            if self.fast.is_some() {
+                for block in dropped {
+                    self.send(Message::Reject(block)).await?;
+                }
+            }
         }
         self.send(if choke {
             Message::Choke
@@ -515,6 +557,13 @@ impl Session {
     }
 
     async fn handle(&mut self, message: Message) -> Result<(), SessionError> {
+        // BEP 6: `have_all` and `have_none` are bitfields in short.
+        let pieces = self.shared.geometry.piece_count as usize;
+        let message = match message {
+            Message::HaveAll if self.fast.is_some() => Message::Bitfield(Bitfield::full(pieces)),
+            Message::HaveNone if self.fast.is_some() => Message::Bitfield(Bitfield::new(pieces)),
+            other => other,
+        };
         self.last_received = Instant::now();
         if !matches!(message, Message::Piece { .. } | Message::Request(_)) {
             tracing::trace!(?message, "received");
@@ -613,10 +662,49 @@ impl Session {
                 }
             }
             Message::Request(block) => {
-                // Requests while choked, or for pieces we lack, are ignored (BEP 3).
                 let have = self.shared.state().picker.have().get(block.index as usize);
-                if !self.we_choke && have && !self.uploads.push(block) {
-                    return Err(SessionError::Protocol("too many queued requests"));
+                match &self.fast {
+                    // Requests while choked, or for pieces we lack, are
+                    // ignored (BEP 3).
+                    None => {
+                        if !self.we_choke && have && !self.uploads.push(block) {
+                            return Err(SessionError::Protocol("too many queued requests"));
+                        }
+                    }
+                    // BEP 6: served (an allowed-fast piece even while
+                    // choked) or rejected, never ignored.
+                    Some(fast) => {
+                        let may = !self.we_choke || fast.allowed.contains(&block.index);
+                        if !(may && have && self.uploads.push(block)) {
+                            self.send(Message::Reject(block)).await?;
+                        }
+                    }
+                }
+            }
+            // With the fast extension these became a bitfield above.
+            Message::HaveAll | Message::HaveNone => {
+                return Err(SessionError::Protocol(
+                    "a fast-extension message without the bit",
+                ));
+            }
+            Message::Reject(block) => {
+                if self.fast.is_none() {
+                    return Err(SessionError::Protocol(
+                        "a fast-extension message without the bit",
+                    ));
+                }
+                if self.outstanding.remove(&block) {
+                    self.shared.state().picker.release_block(self.key, block);
+                    self.fill_pipeline().await?;
+                }
+            }
+            // Hints we do not act on: we ask for pieces only when unchoked,
+            // and choose them by rarity.
+            Message::Suggest(_) | Message::AllowedFast(_) => {
+                if self.fast.is_none() {
+                    return Err(SessionError::Protocol(
+                        "a fast-extension message without the bit",
+                    ));
                 }
             }
             Message::Cancel(block) => self.uploads.remove(&block),
