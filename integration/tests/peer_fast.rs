@@ -126,7 +126,7 @@ fn a_super_seeder_says_have_none_to_a_fast_peer_then_offers() {
 #[test]
 fn libtorrent_and_our_seeder_negotiate_the_fast_extension() {
     let fixture = Fixture::new("8M", 256 * 1024, &[]);
-    let mut seeder = PeerProcess::start_logging(
+    let seeder = PeerProcess::start_logging(
         Command::new(workspace_bin("peer"))
             .arg("seed")
             .arg(&fixture.torrent)

@@ -1,14 +1,11 @@
 //! The `peer` command line: argument parsing and dispatch only. Each
-//! subcommand lives in [`commands`]; exit codes are listed in [`exit`].
+//! subcommand lives in [`commands`] (arguments in, the engine called, its
+//! results printed); exit codes are listed in [`exit`]. The engine itself is
+//! the `peer` library (`src/lib.rs`).
 
-mod accept_backoff;
-mod baseline;
-mod bt;
 mod commands;
 mod exit;
 mod progress;
-mod rate;
-mod units;
 
 use std::process::ExitCode;
 

@@ -14,9 +14,11 @@ use std::{
 use common::create::{self, CreateError, CreateOptions};
 use serde_json::json;
 
+use peer::units;
+
 use crate::{
     exit::{Exit, Failure},
-    progress, units,
+    progress,
 };
 
 #[derive(clap::Args)]

@@ -9,13 +9,17 @@ use common::{magnet::is_peer_address, Metainfo};
 use tokio_util::sync::CancellationToken;
 
 use super::{load_torrent, magnet_source};
-use crate::{
+use peer::{
     bt::{
         storage::{Storage, StorageError},
         torrent::{self, Settings, Summary, TorrentError},
     },
+    units,
+};
+
+use crate::{
     exit::{Exit, Failure},
-    progress, units,
+    progress,
 };
 
 /// Options shared by `download` and `seed`.

@@ -1,15 +1,19 @@
 //! `peer fetch`: download one file over HTTP into a directory, with a
 //! progress bar on a terminal and one JSON line on stdout when complete. The
-//! work is in [`crate::baseline::fetch`].
+//! work is in [`peer::baseline::fetch`].
 
 use std::{io::Write, path::PathBuf};
 
 use indicatif::ProgressBar;
 
-use crate::{
+use peer::{
     baseline::fetch::{self, FetchError, FetchOptions},
+    units,
+};
+
+use crate::{
     exit::{Exit, Failure},
-    progress, units,
+    progress,
 };
 
 #[derive(clap::Args)]

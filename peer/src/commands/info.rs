@@ -7,7 +7,9 @@ use common::Metainfo;
 use serde_json::json;
 
 use super::load_torrent;
-use crate::{exit::Failure, units::human_size};
+use peer::units::human_size;
+
+use crate::exit::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -12,14 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::create::write_atomically;
-use crate::{
-    bt::{
-        magnet::{fetch_metadata, MetadataError, Request},
-        torrent::new_peer_id,
-        tracker_client::{Progress, TrackerClient},
-    },
-    exit::{Exit, Failure},
+use peer::bt::{
+    magnet::{fetch_metadata, MetadataError, Request},
+    torrent::new_peer_id,
+    tracker_client::{Progress, TrackerClient},
 };
+
+use crate::exit::{Exit, Failure};
 
 /// How often the link's trackers are asked for peers while the metadata is
 /// being fetched.

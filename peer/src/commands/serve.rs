@@ -1,6 +1,6 @@
 //! `peer serve`: the baseline server. Binds, prints where it listens as one
 //! JSON line, serves until Ctrl-C or SIGTERM, then prints the totals as one
-//! JSON line. The work is in [`crate::baseline::serve`].
+//! JSON line. The work is in [`peer::baseline::serve`].
 
 use std::{
     io::Write,
@@ -11,11 +11,12 @@ use std::{
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::{
+use peer::{
     baseline::serve::{ServeOptions, Server},
-    exit::{Exit, Failure},
     units,
 };
+
+use crate::exit::{Exit, Failure};
 
 #[derive(clap::Args)]
 pub struct Args {
