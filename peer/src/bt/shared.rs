@@ -168,6 +168,7 @@ pub struct Limits {
 }
 
 impl Shared {
+    #[allow(clippy::too_many_arguments)] // each is one thing the coordinator owns and hands over
     pub fn new(
         info_hash: InfoHash,
         our_id: PeerId,
