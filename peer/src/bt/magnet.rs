@@ -50,6 +50,8 @@ use super::{
 
 /// Connections open at once while fetching metadata.
 pub const MAX_CONNECTIONS: usize = 16;
+/// Most peer addresses kept to try while fetching the metadata.
+pub const MAX_KNOWN: usize = 500;
 /// A peer that sends nothing useful for this long is dropped.
 const SILENCE: Duration = Duration::from_secs(30);
 
@@ -142,7 +144,13 @@ pub async fn fetch_metadata(
             // Checked at the top of the loop.
             _ = result.changed() => {}
             found = more.recv(), if more_open => match found {
-                Some(found) => known.extend(found.into_iter().filter(|a| !known.contains(a)).collect::<Vec<_>>()),
+                Some(found) => {
+                    // A tracker answering every 15 s cannot grow this without end.
+                    let room = MAX_KNOWN.saturating_sub(known.len());
+                    let fresh: Vec<SocketAddr> =
+                        found.into_iter().filter(|a| !known.contains(a)).take(room).collect();
+                    known.extend(fresh);
+                }
                 None => more_open = false,
             },
             Some(_) = tasks.join_next() => {}

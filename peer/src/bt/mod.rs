@@ -9,9 +9,10 @@
 //! - [`metadata`]: fetching the info dictionary of a magnet link from peers
 //!   (pure, BEP 9), and [`magnet`], the connections that do it;
 //! - [`tracker_client`]: HTTP announces with tier failover;
-//! - [`session`]: one peer connection (handshake, codec, requests, uploads),
-//!   with [`extensions`], what its extended messages (BEP 10) call for, and
-//!   [`pex`], what peer exchange (BEP 11) tells each peer and how often,
+//! - [`session`]: one peer connection (handshake, codec, requests), with
+//!   [`uploads`], the peer's queued requests and the writer task;
+//!   [`extensions`], what its extended messages (BEP 10) call for;
+//!   [`pex`], what peer exchange (BEP 11) tells each peer and how often;
 //!   and [`fast`], the fast extension's allowed set (BEP 6);
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
 //! - [`workers`]: the threads that hash and write complete pieces, and
@@ -34,5 +35,6 @@ pub mod storage;
 pub mod superseed;
 pub mod torrent;
 pub mod tracker_client;
+pub mod uploads;
 pub mod verdict;
 pub mod workers;

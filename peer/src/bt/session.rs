@@ -4,32 +4,32 @@
 //! then the blocks the peer asked for, read from disk just before they are
 //! sent), and the session loop owns the receiving half. Reading never waits
 //! on writing, so two peers uploading to each other cannot deadlock on full
-//! socket buffers. The peer's requests wait in a bounded [`UploadQueue`]; a
-//! peer that queues more than [`MAX_QUEUED_REQUESTS`] is dropped.
+//! socket buffers. The peer's requests wait in a bounded `UploadQueue`
+//! (`uploads`, with the writer task); a peer that queues more than
+//! [`MAX_QUEUED_REQUESTS`] is dropped.
 //!
 //! Anything malformed from the peer (see `common::wire`) ends this session
 //! only, with the reason logged; the torrent goes on.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::HashSet,
     net::SocketAddr,
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
-use bytes::BufMut;
 use common::{
     bitfield::Bitfield,
     wire::{BlockRef, Handshake, Message, MessageCodec, WireError, HANDSHAKE_LEN, MAX_BLOCK_LEN},
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{tcp::OwnedWriteHalf, TcpStream},
-    sync::{mpsc, Notify},
+    net::TcpStream,
+    sync::mpsc,
     time::{sleep_until, timeout, Instant},
 };
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
 
 use super::{
@@ -38,6 +38,7 @@ use super::{
     pex::PEX_INTERVAL,
     picker::PeerKey,
     shared::{Command, Refusal, Shared},
+    uploads::{write_loop, UploadQueue},
 };
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +58,7 @@ pub const MAX_PIPELINE: usize = 250;
 /// message of this peer's would wake us to ask for them.
 pub const REFILL_EVERY: Duration = Duration::from_millis(500);
 /// Socket-side buffers: large reads and writes mean fewer system calls.
-const IO_BUFFER: usize = 256 * 1024;
+pub const IO_BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -183,72 +184,6 @@ async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, SessionErro
     Handshake::check_prefix(&bytes[..20])?;
     stream.read_exact(&mut bytes[20..]).await?;
     Ok(Handshake::decode(&bytes)?)
-}
-
-/// Requests the peer made of us, waiting for the writer.
-#[derive(Default)]
-pub struct UploadQueue {
-    queue: Mutex<VecDeque<BlockRef>>,
-    ready: Notify,
-}
-
-impl UploadQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<BlockRef>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// False when the queue is full.
-    fn push(&self, block: BlockRef) -> bool {
-        let mut queue = self.lock();
-        if queue.len() >= MAX_QUEUED_REQUESTS {
-            return false;
-        }
-        queue.push_back(block);
-        drop(queue);
-        self.ready.notify_one();
-        true
-    }
-
-    fn remove(&self, block: &BlockRef) {
-        self.lock().retain(|b| b != block);
-    }
-
-    /// Drops every queued request, and says which.
-    fn clear(&self) -> Vec<BlockRef> {
-        self.lock().drain(..).collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Waits for a request, then takes it with the requests right behind it
-    /// that continue it in the same piece, up to `max_bytes` in all, so that
-    /// one read from disk serves them all.
-    async fn next_run(&self, max_bytes: u32, run: &mut Vec<BlockRef>) {
-        run.clear();
-        loop {
-            {
-                let mut queue = self.lock();
-                if let Some(first) = queue.pop_front() {
-                    let (mut end, mut bytes) = (first.begin + first.length, first.length);
-                    run.push(first);
-                    while let Some(&next) = queue.front() {
-                        let continues = next.index == first.index && next.begin == end;
-                        if !continues || bytes + next.length > max_bytes {
-                            break;
-                        }
-                        queue.pop_front();
-                        run.push(next);
-                        end += next.length;
-                        bytes += next.length;
-                    }
-                    return;
-                }
-            }
-            self.ready.notified().await;
-        }
-    }
 }
 
 struct Session {
@@ -759,94 +694,4 @@ impl Session {
         self.window_bytes += bytes;
         self.rate = self.rate.max(self.window_bytes);
     }
-}
-
-/// Sends our messages first, then the blocks the peer asked for; flushes when
-/// there is nothing more to send; a keep-alive when idle.
-async fn write_loop(
-    shared: Arc<Shared>,
-    key: PeerKey,
-    half: OwnedWriteHalf,
-    codec: MessageCodec,
-    mut messages: mpsc::Receiver<Message>,
-    uploads: Arc<UploadQueue>,
-) -> Result<(), SessionError> {
-    let mut sink = FramedWrite::new(half, codec);
-    sink.set_backpressure_boundary(IO_BUFFER);
-    let mut last_sent = Instant::now();
-    // Runs of blocks read at once; one block at a time under a rate limit,
-    // so that the limit paces single blocks, as a peer expects.
-    let max_run = match shared.upload_limit.rate() {
-        None => IO_BUFFER as u32,
-        Some(_) => MAX_BLOCK_LEN,
-    };
-    let mut run = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            message = messages.recv() => match message {
-                Some(message) => sink.feed(message).await?,
-                None => {
-                    sink.flush().await?;
-                    return Ok(());
-                }
-            },
-            () = uploads.next_run(max_run, &mut run) => {
-                let bytes: u64 = run.iter().map(|b| u64::from(b.length)).sum();
-                shared.upload_limit.acquire(bytes).await;
-                write_blocks(&shared, &mut sink, &run)?;
-                shared.uploaded.fetch_add(bytes, Ordering::Relaxed);
-                if let Some(slot) = shared.state().peers.get_mut(&key) {
-                    slot.up_round += bytes;
-                }
-                if sink.write_buffer().len() >= IO_BUFFER {
-                    sink.flush().await?;
-                }
-            },
-            _ = sleep_until(last_sent + KEEPALIVE_EVERY) => sink.feed(Message::KeepAlive).await?,
-        }
-        last_sent = Instant::now();
-        if messages.is_empty() && uploads.is_empty() {
-            sink.flush().await?;
-        }
-    }
-}
-
-/// Frames a `piece` message for each block of `run` (consecutive blocks of
-/// one piece), with the data read from disk straight into the send buffer
-/// between the headers: one copy instead of two, one system call per run.
-fn write_blocks(
-    shared: &Shared,
-    sink: &mut FramedWrite<OwnedWriteHalf, MessageCodec>,
-    run: &[BlockRef],
-) -> Result<(), SessionError> {
-    let Some(first) = run.first() else {
-        return Ok(());
-    };
-    let buffer = sink.write_buffer_mut();
-    let frames_start = buffer.len();
-    let total: usize = run.iter().map(|b| 13 + b.length as usize).sum();
-    buffer.reserve(total);
-    for block in run {
-        buffer.put_u32(9 + block.length);
-        buffer.put_u8(7);
-        buffer.put_u32(block.index);
-        buffer.put_u32(block.begin);
-        buffer.resize(buffer.len() + block.length as usize, 0);
-    }
-    // The data slices, each after its 13-byte header.
-    let mut slices = Vec::with_capacity(run.len());
-    let mut rest = &mut buffer[frames_start..];
-    for block in run {
-        let (data, after) = rest[13..].split_at_mut(block.length as usize);
-        slices.push(data);
-        rest = after;
-    }
-    let offset = u64::from(first.index) * shared.geometry.piece_length + u64::from(first.begin);
-    let read = shared.storage.read_vectored_at(offset, &mut slices);
-    if let Err(e) = read {
-        buffer.truncate(frames_start);
-        return Err(SessionError::Disk(e.to_string()));
-    }
-    Ok(())
 }
