@@ -125,7 +125,11 @@ fn a_killed_leecher_resumes_and_fetches_only_what_it_lacked() {
 #[test]
 fn the_leechers_finish_from_each_other_after_the_seeder_dies() {
     let fixture = Fixture::new("16M", 256 * 1024, &[]);
-    let mut seeder = fixture.seed(&["--max-upload-rate", "8M"]);
+    // A super-seeder sends each piece about once, so every piece is in the
+    // swarm long before any leecher has all of them (a plain seeder sent
+    // the last new piece so late that the leechers held 59 to 64 of 64
+    // pieces by then, and a busy CI run once saw all three complete).
+    let mut seeder = fixture.seed(&["--max-upload-rate", "8M", "--super-seed"]);
     let outs: Vec<_> = (0..3)
         .map(|i| fixture.out(&format!("leecher{i}")))
         .collect();
@@ -134,7 +138,7 @@ fn the_leechers_finish_from_each_other_after_the_seeder_dies() {
     // others without the pieces only it holds.
     let mut leechers: Vec<PeerProcess> = outs
         .iter()
-        .map(|out| fixture.download(out, &["--max-download-rate", "3M", "--seed"]))
+        .map(|out| fixture.download(out, &["--max-download-rate", "1M", "--seed"]))
         .collect();
     wait_for(
         "the leechers to hold every piece between them",
