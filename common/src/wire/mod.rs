@@ -346,7 +346,7 @@ impl Decoder for MessageCodec {
                 Bitfield::from_bytes(&body, g.map_or(8 * body.len(), |g| g.piece_count as usize))
                     .ok_or(WireError::BadBitfield)?,
             ),
-            6 | 8 => {
+            6 | 8 | REJECT => {
                 expect_len(id, len, 13)?;
                 let block = BlockRef {
                     index: body.get_u32(),
@@ -356,10 +356,10 @@ impl Decoder for MessageCodec {
                 if !block_ok(g, &block) {
                     return Err(WireError::BadBlock(block));
                 }
-                if id == 6 {
-                    Message::Request(block)
-                } else {
-                    Message::Cancel(block)
+                match id {
+                    6 => Message::Request(block),
+                    8 => Message::Cancel(block),
+                    _ => Message::Reject(block),
                 }
             }
             7 => {
@@ -409,18 +409,6 @@ impl Decoder for MessageCodec {
                     Message::HaveNone
                 }
             }
-            REJECT => {
-                expect_len(id, len, 13)?;
-                let block = BlockRef {
-                    index: body.get_u32(),
-                    begin: body.get_u32(),
-                    length: body.get_u32(),
-                };
-                if !block_ok(g, &block) {
-                    return Err(WireError::BadBlock(block));
-                }
-                Message::Reject(block)
-            }
             EXTENDED_ID => {
                 if !(2..=2 + MAX_EXTENDED_LEN).contains(&len) {
                     return Err(WireError::BadLength {
@@ -464,12 +452,12 @@ impl Encoder<Message> for MessageCodec {
                 dst.put_u8(5);
                 dst.put_slice(field.as_bytes());
             }
-            Message::Request(b) | Message::Cancel(b) => {
+            Message::Request(b) | Message::Cancel(b) | Message::Reject(b) => {
                 dst.put_u32(13);
-                dst.put_u8(if matches!(message, Message::Request(_)) {
-                    6
-                } else {
-                    8
+                dst.put_u8(match message {
+                    Message::Request(_) => 6,
+                    Message::Cancel(_) => 8,
+                    _ => REJECT,
                 });
                 dst.put_u32(b.index);
                 dst.put_u32(b.begin);
@@ -498,13 +486,6 @@ impl Encoder<Message> for MessageCodec {
                     ALLOWED_FAST
                 });
                 dst.put_u32(index);
-            }
-            Message::Reject(b) => {
-                dst.put_u32(13);
-                dst.put_u8(REJECT);
-                dst.put_u32(b.index);
-                dst.put_u32(b.begin);
-                dst.put_u32(b.length);
             }
             Message::Extended { id, payload } => {
                 dst.reserve(6 + payload.len());
