@@ -71,15 +71,24 @@ impl Fixture {
     }
 
     pub fn seed(&self, extra: &[&str]) -> PeerProcess {
-        PeerProcess::start(
-            Command::new(workspace_bin("peer"))
-                .arg("seed")
-                .arg(&self.torrent)
-                .arg("--data")
-                .arg(&self.data)
-                .args(["--port", "0"])
-                .args(extra),
-        )
+        PeerProcess::start(&mut self.seed_command(extra))
+    }
+
+    /// Like [`Fixture::seed`], logging at `filter` (for tests that read the log).
+    pub fn seed_logging(&self, extra: &[&str], filter: &str) -> PeerProcess {
+        PeerProcess::start_logging(&mut self.seed_command(extra), filter)
+    }
+
+    fn seed_command(&self, extra: &[&str]) -> Command {
+        let mut command = Command::new(workspace_bin("peer"));
+        command
+            .arg("seed")
+            .arg(&self.torrent)
+            .arg("--data")
+            .arg(&self.data)
+            .args(["--port", "0"])
+            .args(extra);
+        command
     }
 
     pub fn download(&self, out: &Path, extra: &[&str]) -> PeerProcess {

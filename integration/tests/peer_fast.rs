@@ -5,7 +5,7 @@
 //! and one that sends them anyway is closed. python3-libtorrent negotiates
 //! the extension with us and completes.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use common::wire::{
     fast::{allowed_fast_set, ALLOWED_FAST_COUNT},
@@ -13,9 +13,9 @@ use common::wire::{
 };
 use integration::{
     clients::libtorrent,
-    peers::{Fixture, PeerProcess},
+    peers::Fixture,
     raw::{metainfo, seeder_addr, RawPeer, Received},
-    sha1_file, workspace_bin,
+    sha1_file,
 };
 
 const PIECE: u64 = 64 * 1024;
@@ -126,15 +126,7 @@ fn a_super_seeder_says_have_none_to_a_fast_peer_then_offers() {
 #[test]
 fn libtorrent_and_our_seeder_negotiate_the_fast_extension() {
     let fixture = Fixture::new("8M", 256 * 1024, &[]);
-    let seeder = PeerProcess::start_logging(
-        Command::new(workspace_bin("peer"))
-            .arg("seed")
-            .arg(&fixture.torrent)
-            .arg("--data")
-            .arg(&fixture.data)
-            .args(["--port", "0"]),
-        "peer=debug",
-    );
+    let seeder = fixture.seed_logging(&[], "peer=debug");
     let addr = seeder_addr(&fixture);
     let dir = fixture.out("libtorrent");
     std::fs::create_dir_all(&dir).unwrap();

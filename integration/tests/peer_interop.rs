@@ -101,15 +101,7 @@ fn our_peer_downloads_from_aria2() {
 #[test]
 fn aria2_downloads_from_our_peer() {
     let fixture = Fixture::new("6M", 256 * 1024, &["--interval", "60"]);
-    let mut seeder = PeerProcess::start_logging(
-        Command::new(workspace_bin("peer"))
-            .arg("seed")
-            .arg(&fixture.torrent)
-            .arg("--data")
-            .arg(&fixture.data)
-            .args(["--port", "0"]),
-        "peer=debug",
-    );
+    let mut seeder = fixture.seed_logging(&[], "peer=debug");
     fixture
         .tracker
         .wait_for_seeders(&fixture.info_hash, 1, Duration::from_secs(20));
