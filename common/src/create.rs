@@ -28,6 +28,7 @@ use sha1::{Digest, Sha1};
 use thiserror::Error;
 
 use crate::bencode;
+use crate::geometry::Geometry;
 use crate::metainfo::{
     check_component, piece_count_for, Metainfo, MetainfoError, MAX_TOTAL_LENGTH,
 };
@@ -220,16 +221,16 @@ pub fn hash_pieces(
             .filter(|&t| t <= MAX_TOTAL_LENGTH)
             .ok_or(CreateError::TooLarge)?;
     }
-    let count = piece_count_for(total, piece_length);
+    let geometry = Geometry::new(piece_length, total).ok_or(CreateError::TooLarge)?;
     let buffer_size =
         usize::try_from(piece_length.min(total)).map_err(|_| CreateError::TooLarge)?;
-    (0..count)
+    (0..geometry.piece_count)
         .into_par_iter()
         .map_init(
             || vec![0u8; buffer_size],
             |buffer, index| {
-                let start = index * piece_length;
-                let len = (total - start).min(piece_length) as usize;
+                let start = geometry.piece_offset(index).unwrap_or(0);
+                let len = geometry.piece_size(index).unwrap_or(0) as usize;
                 let piece = &mut buffer[..len];
                 read_stream(files, &offsets, start, piece)?;
                 progress(len as u64);

@@ -9,6 +9,7 @@
 //! - [`create`]: building a torrent from files: piece-length rule, directory
 //!   walk, parallel hashing.
 //! - [`tracker_proto`]: announce and scrape queries and replies, both ways.
+//! - [`geometry`]: piece and block arithmetic, owned by one type.
 //! - [`wire`]: the peer wire protocol: handshake, messages, a bounded codec;
 //!   [`bitfield`]: the have-bits both sides exchange.
 //! - [`extension`]: the extension protocol (BEP 10) and its messages:
@@ -18,6 +19,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod create;
 pub mod extension;
+pub mod geometry;
 pub mod magnet;
 pub mod metainfo;
 pub mod tracker_proto;

@@ -23,6 +23,8 @@ use serde_bencode::value::Value;
 use thiserror::Error;
 
 use crate::bencode::{self, BencodeError};
+pub use crate::geometry::piece_count_for;
+use crate::geometry::Geometry;
 use crate::types::InfoHash;
 use fields::{as_int, as_list, as_text, Fields};
 pub use path::{check_component, MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
@@ -159,14 +161,8 @@ impl Info {
 
     /// Length of piece `index`, or `None` when there is no such piece.
     pub fn piece_size(&self, index: usize) -> Option<u64> {
-        let start = self.piece_length.checked_mul(index as u64)?;
-        (index < self.pieces.len()).then(|| (self.total_length - start).min(self.piece_length))
+        Geometry::of(self).piece_size(u32::try_from(index).ok()?)
     }
-}
-
-/// Number of pieces of `piece_length` needed for `total_length` bytes.
-pub fn piece_count_for(total_length: u64, piece_length: u64) -> u64 {
-    total_length.div_ceil(piece_length)
 }
 
 impl Metainfo {

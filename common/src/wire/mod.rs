@@ -18,44 +18,15 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::{
     bitfield::Bitfield,
     extension::{metadata::MAX_METADATA_SIZE, EXTENDED_ID, MAX_EXTENDED_LEN},
-    metainfo::Info,
     types::{InfoHash, PeerId},
 };
 
+pub use crate::geometry::{BlockRef, Geometry, MAX_BLOCK_LEN};
+
 pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 pub const HANDSHAKE_LEN: usize = 68;
-/// The block size everyone uses, and the largest request served.
-pub const MAX_BLOCK_LEN: u32 = 16 * 1024;
-
-/// The sizes the codec checks messages against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
-    pub piece_length: u64,
-    pub total_length: u64,
-    pub piece_count: u32,
-}
 
 impl Geometry {
-    pub fn of(info: &Info) -> Self {
-        Geometry {
-            piece_length: info.piece_length,
-            total_length: info.total_length,
-            piece_count: info.piece_count() as u32,
-        }
-    }
-
-    /// Length of piece `index`, `None` if there is no such piece.
-    pub fn piece_size(&self, index: u32) -> Option<u64> {
-        (index < self.piece_count).then(|| {
-            (self.total_length - u64::from(index) * self.piece_length).min(self.piece_length)
-        })
-    }
-
-    /// Bytes of a bitfield message body.
-    pub fn bitfield_len(&self) -> usize {
-        (self.piece_count as usize).div_ceil(8)
-    }
-
     /// Largest legal frame body (after the 4-byte length prefix): a block,
     /// the bitfield, or an extended message, whichever is longest. Each
     /// message id then has its own, tighter length check.
@@ -64,21 +35,6 @@ impl Geometry {
             .max(1 + self.bitfield_len())
             .max(2 + MAX_EXTENDED_LEN)
     }
-
-    /// Whether a block at `begin` of `length` bytes lies inside piece `index`.
-    pub fn block_fits(&self, index: u32, begin: u32, length: u32) -> bool {
-        self.piece_size(index).is_some_and(|size| {
-            length > 0 && length <= MAX_BLOCK_LEN && u64::from(begin) + u64::from(length) <= size
-        })
-    }
-}
-
-/// A block's address: piece, offset in the piece, length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockRef {
-    pub index: u32,
-    pub begin: u32,
-    pub length: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,6 +384,41 @@ impl Decoder for MessageCodec {
     }
 }
 
+/// A `piece` message's bytes before its data: length prefix, id, index, begin.
+pub const PIECE_HEADER_LEN: usize = 13;
+
+fn put_piece_header(dst: &mut BytesMut, index: u32, begin: u32, length: u32) {
+    dst.put_u32(9 + length);
+    dst.put_u8(7);
+    dst.put_u32(index);
+    dst.put_u32(begin);
+}
+
+/// Appends a `piece` message for each of `blocks` to `dst`, each block's
+/// data left zeroed, and returns the data slices in order: a seeder reads
+/// from disk straight into them, one copy and one system call for a run of
+/// blocks, and the bytes are what encoding `Message::Piece` would give.
+pub fn frame_pieces<'a>(dst: &'a mut BytesMut, blocks: &[BlockRef]) -> Vec<&'a mut [u8]> {
+    let start = dst.len();
+    let total: usize = blocks
+        .iter()
+        .map(|b| PIECE_HEADER_LEN + b.length as usize)
+        .sum();
+    dst.reserve(total);
+    for block in blocks {
+        put_piece_header(dst, block.index, block.begin, block.length);
+        dst.resize(dst.len() + block.length as usize, 0);
+    }
+    let mut slices = Vec::with_capacity(blocks.len());
+    let mut rest = &mut dst[start..];
+    for block in blocks {
+        let (data, after) = rest[PIECE_HEADER_LEN..].split_at_mut(block.length as usize);
+        slices.push(data);
+        rest = after;
+    }
+    slices
+}
+
 impl Encoder<Message> for MessageCodec {
     type Error = WireError;
 
@@ -464,11 +455,8 @@ impl Encoder<Message> for MessageCodec {
                 dst.put_u32(b.length);
             }
             Message::Piece { index, begin, data } => {
-                dst.reserve(13 + data.len());
-                dst.put_u32(9 + data.len() as u32);
-                dst.put_u8(7);
-                dst.put_u32(index);
-                dst.put_u32(begin);
+                dst.reserve(PIECE_HEADER_LEN + data.len());
+                put_piece_header(dst, index, begin, data.len() as u32);
                 dst.put_slice(&data);
             }
             Message::Port(port) => {

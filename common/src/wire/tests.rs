@@ -386,3 +386,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn framed_pieces_are_the_bytes_of_encoded_piece_messages() {
+    let blocks = [
+        G.block(0, 0).unwrap(),
+        G.block(0, 1).unwrap(),
+        G.block(9, 0).unwrap(),
+    ];
+    let mut framed = BytesMut::from(&b"before"[..]);
+    for (n, slice) in frame_pieces(&mut framed, &blocks).into_iter().enumerate() {
+        slice.fill(n as u8 + 1);
+    }
+    let mut encoded = BytesMut::from(&b"before"[..]);
+    for (n, block) in blocks.iter().enumerate() {
+        let data = Bytes::from(vec![n as u8 + 1; block.length as usize]);
+        MessageCodec::new(G)
+            .encode(
+                Message::Piece {
+                    index: block.index,
+                    begin: block.begin,
+                    data,
+                },
+                &mut encoded,
+            )
+            .unwrap();
+    }
+    assert_eq!(framed, encoded);
+}

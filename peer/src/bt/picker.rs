@@ -180,13 +180,6 @@ impl Picker {
         }
     }
 
-    fn block_count(&self, index: u32) -> usize {
-        self.geometry
-            .piece_size(index)
-            .unwrap_or(0)
-            .div_ceil(u64::from(MAX_BLOCK_LEN)) as usize
-    }
-
     /// Up to `want` blocks to ask `peer` for, among the pieces in `has`.
     pub fn pick<R: Rng>(
         &mut self,
@@ -216,7 +209,7 @@ impl Picker {
             };
             self.states[index as usize] = PieceState::Active;
             self.missing -= 1;
-            let blocks = vec![BlockState::Open; self.block_count(index)];
+            let blocks = vec![BlockState::Open; self.geometry.block_count(index)];
             let exclusive = self.suspect[index as usize];
             self.active.insert(
                 index,
@@ -243,7 +236,7 @@ impl Picker {
                     if let BlockState::Requested(peers) = state {
                         if peers.len() < ENDGAME_COPIES && !peers.contains(&peer) {
                             peers.push(peer);
-                            out.push(block_at(&self.geometry, index, block));
+                            out.extend(self.geometry.block(index, block));
                             if out.len() >= want {
                                 return out;
                             }
@@ -279,7 +272,7 @@ impl Picker {
             }
             taken
                 .into_iter()
-                .map(|block| block_at(&self.geometry, index, block))
+                .filter_map(|block| self.geometry.block(index, block))
                 .collect()
         };
         out.extend(refs);
@@ -309,9 +302,7 @@ impl Picker {
             return Received::default();
         };
         let slot = (block.begin / MAX_BLOCK_LEN) as usize;
-        let expected = block_at(&self.geometry, block.index, slot);
-        if !block.begin.is_multiple_of(MAX_BLOCK_LEN)
-            || expected.length != block.length
+        if self.geometry.block(block.index, slot) != Some(block)
             || data.len() != block.length as usize
         {
             return Received::default(); // not a block we would have asked for
@@ -439,17 +430,6 @@ pub fn least_at_random<K: Ord, R: Rng>(
         }
     }
     best.map(|(_, item)| item)
-}
-
-/// The address of block number `block` of piece `index`.
-fn block_at(geometry: &Geometry, index: u32, block: usize) -> BlockRef {
-    let size = geometry.piece_size(index).unwrap_or(0);
-    let begin = block as u64 * u64::from(MAX_BLOCK_LEN);
-    BlockRef {
-        index,
-        begin: begin as u32,
-        length: size.saturating_sub(begin).min(u64::from(MAX_BLOCK_LEN)) as u32,
-    }
 }
 
 #[cfg(test)]

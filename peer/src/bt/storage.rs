@@ -28,7 +28,7 @@ use std::{
     sync::Mutex,
 };
 
-use common::{bitfield::Bitfield, metainfo::Info};
+use common::{bitfield::Bitfield, geometry::Geometry, metainfo::Info};
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 use thiserror::Error;
@@ -62,8 +62,7 @@ struct StoredFile {
 /// The torrent's files under one directory.
 pub struct Storage {
     files: Vec<StoredFile>,
-    piece_length: u64,
-    total_length: u64,
+    geometry: Geometry,
     hashes: Vec<[u8; 20]>,
     /// Held while writing (see the module documentation).
     writing: Mutex<()>,
@@ -133,8 +132,7 @@ impl Storage {
         }
         Ok(Storage {
             files,
-            piece_length: info.piece_length,
-            total_length: info.total_length,
+            geometry: Geometry::of(info),
             hashes: info.pieces.clone(),
             writing: Mutex::new(()),
         })
@@ -144,11 +142,12 @@ impl Storage {
         self.hashes.len()
     }
 
-    pub fn piece_size(&self, index: u32) -> u64 {
-        let start = u64::from(index) * self.piece_length;
-        self.total_length
-            .saturating_sub(start)
-            .min(self.piece_length)
+    /// Where piece `index` starts, and its length (`None`: no such piece).
+    fn piece_span(&self, index: u32) -> Option<(u64, u64)> {
+        Some((
+            self.geometry.piece_offset(index)?,
+            self.geometry.piece_size(index)?,
+        ))
     }
 
     /// The index of the file holding torrent byte `offset` (empty files
@@ -168,7 +167,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let end = offset
             .checked_add(length)
-            .filter(|&e| e <= self.total_length);
+            .filter(|&e| e <= self.geometry.total_length);
         let Some(end) = end else {
             return Err(StorageError::OutOfRange { offset, length });
         };
@@ -264,10 +263,13 @@ impl Storage {
     /// Hashes `data` and, if it is piece `index`, writes it. Blocking: call it
     /// off the async runtime. Returns whether the piece verified.
     pub fn verify_and_write(&self, index: u32, data: &[u8]) -> Result<bool, StorageError> {
-        if data.len() as u64 != self.piece_size(index) || !self.piece_matches(index, data) {
+        let Some((offset, size)) = self.piece_span(index) else {
+            return Ok(false);
+        };
+        if data.len() as u64 != size || !self.piece_matches(index, data) {
             return Ok(false);
         }
-        self.write_at(u64::from(index) * self.piece_length, data)?;
+        self.write_at(offset, data)?;
         Ok(true)
     }
 
@@ -291,10 +293,10 @@ impl Storage {
         let good: Vec<bool> = (0..count as u32)
             .into_par_iter()
             .map_init(
-                || vec![0u8; self.piece_length as usize],
+                || vec![0u8; self.geometry.piece_length as usize],
                 |buf, index| {
-                    let size = self.piece_size(index) as usize;
-                    let offset = u64::from(index) * self.piece_length;
+                    let (offset, size) = self.piece_span(index).unwrap_or_default();
+                    let size = size as usize;
                     let ok = self.touches_old_data(offset, size as u64)
                         && self.read_at(offset, &mut buf[..size]).is_ok()
                         && self.piece_matches(index, &buf[..size]);
