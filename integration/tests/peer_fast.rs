@@ -1,6 +1,7 @@
 //! The fast extension (BEP 6) on loopback: with a peer that sets its bit our
 //! seeder says `have_all` (a super-seeder `have_none`), names the
-//! allowed-fast pieces, serves those while choking, and rejects every other
+//! allowed-fast pieces (a super-seeder `suggest`s what it offers), serves
+//! those while choking, and rejects every other
 //! request it drops; a peer without the bit gets none of these messages,
 //! and one that sends them anyway is closed. python3-libtorrent negotiates
 //! the extension with us and completes.
@@ -104,8 +105,23 @@ fn a_fast_peer_gets_have_all_allowed_fast_and_rejects_a_plain_one_none_of_these(
     fast.fetch_block("a block once unchoked", block(not_allowed), PIECE, &payload);
 }
 
+/// The pieces named by `have` and by `suggest` in `messages`.
+fn haves_and_suggests(messages: &[Message]) -> (Vec<u32>, Vec<u32>) {
+    let pick = |f: fn(&Message) -> Option<u32>| messages.iter().filter_map(f).collect();
+    (
+        pick(|m| match m {
+            Message::Have(i) => Some(*i),
+            _ => None,
+        }),
+        pick(|m| match m {
+            Message::Suggest(i) => Some(*i),
+            _ => None,
+        }),
+    )
+}
+
 #[test]
-fn a_super_seeder_says_have_none_to_a_fast_peer_then_offers() {
+fn a_super_seeder_says_have_none_to_a_fast_peer_then_offers_and_suggests() {
     let fixture = Fixture::new("2M", PIECE, &[]);
     let _seeder = fixture.seed(&["--super-seed"]);
     let addr = seeder_addr(&fixture);
@@ -121,6 +137,14 @@ fn a_super_seeder_says_have_none_to_a_fast_peer_then_offers() {
     assert!(!first
         .iter()
         .any(|m| matches!(m, Message::Bitfield(_) | Message::HaveAll)));
+    // Each offered piece is also suggested (BEP 6), to a fast peer only.
+    let (haves, suggests) = haves_and_suggests(&first);
+    assert_eq!(haves, suggests, "{first:?}");
+    let mut plain =
+        RawPeer::connect(addr, meta.info_hash, 2).with_geometry(Geometry::of(&meta.info));
+    let first = opening(&mut plain, Duration::from_millis(500));
+    let (haves, suggests) = haves_and_suggests(&first);
+    assert!(!haves.is_empty() && suggests.is_empty(), "{first:?}");
 }
 
 #[test]

@@ -25,12 +25,12 @@ use common::{
         metadata::MetadataMessage,
         HANDSHAKE_ID,
     },
-    wire::{Handshake, Message, MessageCodec, WireError, HANDSHAKE_LEN},
+    wire::{Handshake, Message, MessageCodec, WireError},
     InfoHash, PeerId,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncWrite},
     net::TcpStream,
     sync::{mpsc, watch},
     task::JoinSet,
@@ -45,7 +45,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::{
     metadata::{MetadataFetch, Misbehaviour, Progress, PIECE_TIMEOUT},
     picker::PeerKey,
-    session::{CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT},
+    transport::{self, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT},
 };
 
 /// Connections open at once while fetching metadata.
@@ -201,19 +201,12 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), ConnectionError> {
     let request = &shared.request;
     let ours = Handshake::new(request.info_hash, request.our_id).with_extensions(true);
-    stream.write_all(&ours.encode()).await?;
-    let theirs = timeout(HANDSHAKE_TIMEOUT, async {
-        let mut bytes = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut bytes[..20]).await?;
-        Handshake::check_prefix(&bytes[..20])?;
-        stream.read_exact(&mut bytes[20..]).await?;
-        Ok::<_, ConnectionError>(Handshake::decode(&bytes)?)
-    })
+    let theirs = timeout(
+        HANDSHAKE_TIMEOUT,
+        transport::handshake(&mut stream, &ours, true),
+    )
     .await
     .map_err(|_| ConnectionError::Timeout("handshake"))??;
-    if theirs.info_hash != request.info_hash {
-        return Err(WireError::WrongInfoHash(theirs.info_hash).into());
-    }
     if theirs.peer_id == request.our_id {
         return Err(ConnectionError::Useless("it is ourselves"));
     }

@@ -1,6 +1,9 @@
-//! One peer connection, from handshake to close.
+//! One peer connection, from handshake to close, over any [`Transport`].
 //!
-//! The socket is split: a writer task owns the sending half (our messages,
+//! The session does the I/O; what each message means for the connection's
+//! state (choking, interest, requests in flight, what the peer has) is
+//! decided by the pure [`PeerState`], and for the torrent by `shared`.
+//! The stream is split: a writer task owns the sending half (our messages,
 //! then the blocks the peer asked for, read from disk just before they are
 //! sent), and the session loop owns the receiving half. Reading never waits
 //! on writing, so two peers uploading to each other cannot deadlock on full
@@ -12,7 +15,6 @@
 //! only, with the reason logged; the torrent goes on.
 
 use std::{
-    collections::HashSet,
     net::SocketAddr,
     sync::{atomic::Ordering, Arc},
     time::Duration,
@@ -20,11 +22,10 @@ use std::{
 
 use common::{
     bitfield::Bitfield,
-    wire::{BlockRef, Handshake, Message, MessageCodec, WireError, HANDSHAKE_LEN, MAX_BLOCK_LEN},
+    wire::{BlockRef, Handshake, Message, MessageCodec, WireError},
 };
 use futures::StreamExt;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     sync::mpsc,
     time::{sleep_until, timeout, Instant},
@@ -35,24 +36,16 @@ use tracing::{debug, info};
 use super::{
     extensions::{ExtensionFault, Handled, PeerExtensions},
     fast::FastPeer,
+    peer_state::PeerState,
     pex::PEX_INTERVAL,
     picker::PeerKey,
     shared::{Command, Refusal, Shared},
+    transport::{self, Transport, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT},
     uploads::{write_loop, UploadQueue},
 };
 
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A peer silent this long is dropped (BEP 3 peers send keep-alives every two minutes).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
-/// A peer that holds our requests this long without sending a block is dropped.
-pub const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
 pub const MAX_QUEUED_REQUESTS: usize = 1024;
-/// Requests kept outstanding per peer: half a second of its measured rate,
-/// within these bounds.
-pub const MIN_PIPELINE: usize = 32;
-pub const MAX_PIPELINE: usize = 250;
 /// How often a session looks for blocks to request without being prompted:
 /// blocks return to the pool when another peer chokes us or leaves, and no
 /// message of this peer's would wake us to ask for them.
@@ -95,16 +88,32 @@ pub async fn outgoing(shared: Arc<Shared>, addr: SocketAddr) -> SessionEnd {
         let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| SessionError::Timeout("connect"))??;
+        stream.set_nodelay(true)?;
         run(&shared, stream, addr, true).await
     }
     .await;
     finish(addr, Some(addr), result)
 }
 
-/// Runs the session of an accepted connection.
+/// Runs the session of an accepted TCP connection.
 pub async fn incoming(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> SessionEnd {
-    let result = run(&shared, stream, addr, false).await;
-    finish(addr, None, result)
+    if let Err(e) = stream.set_nodelay(true) {
+        return finish(addr, None, Err(e.into()));
+    }
+    over(shared, stream, addr, false).await
+}
+
+/// Runs a session over any stream to the peer at `addr`, which we dialled
+/// or which dialled us: the handshake (initiator first), then messages
+/// until either side closes.
+pub async fn over<T: Transport>(
+    shared: Arc<Shared>,
+    stream: T,
+    addr: SocketAddr,
+    dialed: bool,
+) -> SessionEnd {
+    let result = run(&shared, stream, addr, dialed).await;
+    finish(addr, dialed.then_some(addr), result)
 }
 
 fn finish(
@@ -123,37 +132,23 @@ fn finish(
     }
 }
 
-async fn run(
+async fn run<T: Transport>(
     shared: &Arc<Shared>,
-    mut stream: TcpStream,
+    mut stream: T,
     addr: SocketAddr,
     dialed: bool,
 ) -> Result<(), SessionError> {
-    stream.set_nodelay(true)?;
-    // The initiator sends its handshake first; we answer an incoming one only
-    // once it has shown itself a plaintext handshake for our torrent. A peer
-    // that opens with an encrypted (MSE) handshake, as Transmission does by
-    // default, then sees the connection closed before any byte of ours, its
-    // cue to retry in plaintext. Had we answered at once, Transmission would
-    // take our handshake as a plaintext reply, see the close as a failure,
-    // and never connect (`integration/tests/peer_interop_dialled.rs`).
-    // We speak the extension protocol (BEP 10), to serve metadata.
+    // We speak the extension protocol (BEP 10), to serve metadata, and the
+    // fast extension (BEP 6).
     let handshake = Handshake::new(shared.info_hash, shared.our_id)
         .with_extensions(true)
         .with_fast(true);
-    let ours = handshake.encode();
-    if dialed {
-        stream.write_all(&ours).await?;
-    }
-    let theirs = timeout(HANDSHAKE_TIMEOUT, read_handshake(&mut stream))
-        .await
-        .map_err(|_| SessionError::Timeout("handshake"))??;
-    if theirs.info_hash != shared.info_hash {
-        return Err(WireError::WrongInfoHash(theirs.info_hash).into());
-    }
-    if !dialed {
-        stream.write_all(&ours).await?;
-    }
+    let theirs = timeout(
+        HANDSHAKE_TIMEOUT,
+        transport::handshake(&mut stream, &handshake, dialed),
+    )
+    .await
+    .map_err(|_| SessionError::Timeout("handshake"))??;
     let (key, commands) = shared.register(addr, theirs.peer_id, dialed)?;
     // A plaintext handshake (we speak no other), for logs and interop tests.
     debug!(
@@ -172,18 +167,8 @@ async fn run(
     let fast = handshake.supports_fast() && theirs.supports_fast();
     session.fast = fast.then(|| FastPeer::new(shared, addr));
     let result = session.run(stream, commands).await;
-    shared.unregister(key, &session.peer_has);
+    shared.unregister(key, &session.peer.has);
     result
-}
-
-/// Reads the 68-byte handshake, refusing a foreign or encrypted one as soon
-/// as its first bytes show it.
-async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, SessionError> {
-    let mut bytes = [0u8; HANDSHAKE_LEN];
-    stream.read_exact(&mut bytes[..20]).await?;
-    Handshake::check_prefix(&bytes[..20])?;
-    stream.read_exact(&mut bytes[20..]).await?;
-    Ok(Handshake::decode(&bytes)?)
 }
 
 struct Session {
@@ -195,47 +180,25 @@ struct Session {
     /// The peer speaks the extension protocol: its side of it, and its
     /// address as we see it (its IP is our `yourip`).
     extensions: Option<(PeerExtensions, SocketAddr)>,
-    peer_has: Bitfield,
-    peer_choking: bool,
-    am_interested: bool,
-    we_choke: bool,
-    outstanding: HashSet<BlockRef>,
+    peer: PeerState,
     /// How many entries of the shared have-log this peer has been told.
     have_cursor: usize,
     /// We super-seed (`superseed`): the peer is told of pieces by `offer`.
     super_seeding: bool,
-    got_first_message: bool,
-    last_received: Instant,
-    last_block: Instant,
-    /// Payload bytes in the current one-second window, and the last full one.
-    window_start: Instant,
-    window_bytes: u64,
-    rate: u64,
     out: Option<mpsc::Sender<Message>>,
     uploads: Arc<UploadQueue>,
 }
 
 impl Session {
     fn new(shared: Arc<Shared>, key: PeerKey) -> Self {
-        let now = Instant::now();
         Session {
-            peer_has: Bitfield::new(shared.geometry.piece_count as usize),
+            peer: PeerState::new(shared.geometry.piece_count as usize, Instant::now()),
             shared,
             key,
             fast: None,
             extensions: None,
-            peer_choking: true,
-            am_interested: false,
-            we_choke: true,
-            outstanding: HashSet::new(),
             have_cursor: 0,
             super_seeding: false,
-            got_first_message: false,
-            last_received: now,
-            last_block: now,
-            window_start: now,
-            window_bytes: 0,
-            rate: 0,
             out: None,
             uploads: Arc::new(UploadQueue::default()),
         }
@@ -251,13 +214,13 @@ impl Session {
         }
     }
 
-    async fn run(
+    async fn run<T: Transport>(
         &mut self,
-        stream: TcpStream,
+        stream: T,
         mut commands: mpsc::Receiver<Command>,
     ) -> Result<(), SessionError> {
         let codec = MessageCodec::new(self.shared.geometry);
-        let (read_half, write_half) = stream.into_split();
+        let (read_half, write_half) = stream.split();
         let mut reader = FramedRead::with_capacity(read_half, codec.clone(), IO_BUFFER);
         let (out, out_rx) = mpsc::channel(1024);
         self.out = Some(out);
@@ -313,15 +276,9 @@ impl Session {
         // minute (`pex`), the first time soon after the handshakes.
         let mut pex_tick = tokio::time::interval(PEX_INTERVAL / 12);
         let result = loop {
-            let idle_deadline = self.last_received + IDLE_TIMEOUT;
-            let snub_deadline = if self.outstanding.is_empty() {
-                idle_deadline
-            } else {
-                self.last_block + SNUB_TIMEOUT
-            };
             let step = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
-                _ = sleep_until(idle_deadline.min(snub_deadline)) => break Err(SessionError::Timeout("peer silent")),
+                _ = sleep_until(self.peer.deadline()) => break Err(SessionError::Timeout("peer silent")),
                 frame = reader.next() => match frame {
                     None => break Ok(()),
                     Some(Err(e)) => break Err(e.into()),
@@ -330,7 +287,7 @@ impl Session {
                 command = commands.recv() => match command {
                     Some(Command::Choke(choke)) => self.set_choke(choke).await,
                     Some(Command::Cancel(block)) => {
-                        if self.outstanding.remove(&block) {
+                        if self.peer.forget(&block) {
                             self.send(Message::Cancel(block)).await
                         } else {
                             Ok(())
@@ -376,10 +333,9 @@ impl Session {
     }
 
     async fn set_choke(&mut self, choke: bool) -> Result<(), SessionError> {
-        if choke == self.we_choke {
+        if !self.peer.set_we_choke(choke) {
             return Ok(());
         }
-        self.we_choke = choke;
         if choke {
             // BEP 3: a choke discards the peer's pending requests; BEP 6
             // says so request by request.
@@ -399,8 +355,9 @@ impl Session {
         self.offer().await
     }
 
-    /// Super-seeding: tells the peer, with `have`, of the pieces newly
-    /// offered to it (see `superseed`). Nothing when not super-seeding.
+    /// Super-seeding: tells the peer, with `have` (and `suggest` when it
+    /// speaks the fast extension), of the pieces newly offered to it (see
+    /// `superseed`). Nothing when not super-seeding.
     async fn offer(&mut self) -> Result<(), SessionError> {
         if !self.super_seeding {
             return Ok(()); // no lock taken on every `have` of a plain peer
@@ -414,14 +371,19 @@ impl Session {
             let picker = &state.picker;
             offers.top_up(
                 self.key,
-                &self.peer_has,
-                !self.we_choke,
+                &self.peer.has,
+                !self.peer.we_choke,
                 |index| picker.availability(index),
                 &mut state.rng,
             )
         };
         for index in tell {
             self.send(Message::Have(index)).await?;
+            if self.fast.is_some() {
+                // BEP 6 lets a super-seeder point at the piece it wants
+                // this peer to take and pass on.
+                self.send(Message::Suggest(index)).await?;
+            }
         }
         Ok(())
     }
@@ -440,37 +402,24 @@ impl Session {
         for index in new {
             self.send(Message::Have(index)).await?;
         }
-        if complete && self.peer_has.is_complete() {
+        if complete && self.peer.has.is_complete() {
             return Err(SessionError::Protocol("both sides are seeders"));
         }
         self.update_interest().await
     }
 
     async fn update_interest(&mut self) -> Result<(), SessionError> {
-        let wanted = self.shared.state().picker.wants_any(&self.peer_has);
-        if wanted != self.am_interested {
+        let wanted = self.shared.state().picker.wants_any(&self.peer.has);
+        if let Some(message) = self.peer.set_interest(wanted) {
             tracing::trace!(wanted, "interest changes");
-            self.am_interested = wanted;
-            self.send(if wanted {
-                Message::Interested
-            } else {
-                Message::NotInterested
-            })
-            .await?;
+            self.send(message).await?;
         }
         self.fill_pipeline().await
     }
 
-    fn pipeline_depth(&self) -> usize {
-        ((self.rate / 2) as usize / MAX_BLOCK_LEN as usize).clamp(MIN_PIPELINE, MAX_PIPELINE)
-    }
-
     /// Asks for more blocks while unchoked and interested.
     async fn fill_pipeline(&mut self) -> Result<(), SessionError> {
-        if self.peer_choking || !self.am_interested {
-            return Ok(());
-        }
-        let want = self.pipeline_depth().saturating_sub(self.outstanding.len());
+        let want = self.peer.requests_wanted();
         if want == 0 {
             return Ok(());
         }
@@ -479,16 +428,23 @@ impl Session {
             let state = &mut *state;
             state
                 .picker
-                .pick(self.key, &self.peer_has, want, &mut state.rng)
+                .pick(self.key, &self.peer.has, want, &mut state.rng)
         };
-        if self.outstanding.is_empty() {
-            self.last_block = Instant::now(); // the snub clock starts with the first request
-        }
+        self.peer.requested(&blocks, Instant::now());
         for block in blocks {
-            self.outstanding.insert(block);
             self.send(Message::Request(block)).await?;
         }
         Ok(())
+    }
+
+    /// A fast-extension message is an error from a peer without the bit.
+    fn fast_only(&self) -> Result<(), SessionError> {
+        match self.fast {
+            Some(_) => Ok(()),
+            None => Err(SessionError::Protocol(
+                "a fast-extension message without the bit",
+            )),
+        }
     }
 
     async fn handle(&mut self, message: Message) -> Result<(), SessionError> {
@@ -499,14 +455,10 @@ impl Session {
             Message::HaveNone if self.fast.is_some() => Message::Bitfield(Bitfield::new(pieces)),
             other => other,
         };
-        self.last_received = Instant::now();
         if !matches!(message, Message::Piece { .. } | Message::Request(_)) {
             tracing::trace!(?message, "received");
         }
-        let first = !self.got_first_message;
-        if message != Message::KeepAlive {
-            self.got_first_message = true;
-        }
+        let first = self.peer.received(&message, Instant::now());
         match message {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Extended { id, payload } => {
@@ -542,59 +494,41 @@ impl Session {
                 }
                 {
                     let mut state = self.shared.state();
-                    state.picker.remove_availability(&self.peer_has);
                     state.picker.add_availability(&field);
+                    state
+                        .picker
+                        .remove_availability(&self.peer.replace_has(field));
                 }
-                self.peer_has = field;
-                if self.peer_has.is_complete() && self.shared.state().picker.is_complete() {
+                if self.peer.has.is_complete() && self.shared.state().picker.is_complete() {
                     return Err(SessionError::Protocol("both sides are seeders"));
                 }
                 self.update_interest().await?;
                 self.offer().await?;
             }
             Message::Have(index) => {
-                if self.peer_has.set(index as usize) {
+                if self.peer.peer_has(index) {
                     self.shared.state().picker.add_have(index);
                 }
-                if !self.am_interested && self.shared.state().picker.wants(index) {
+                if !self.peer.am_interested && self.shared.state().picker.wants(index) {
                     self.update_interest().await?;
                 }
                 self.offer().await?;
             }
             Message::Choke => {
-                self.peer_choking = true;
-                self.outstanding.clear();
+                self.peer.choked();
                 self.shared.state().picker.release(self.key);
             }
             Message::Unchoke => {
-                self.peer_choking = false;
+                self.peer.unchoked();
                 self.fill_pipeline().await?;
             }
             Message::Interested => {
-                let unchoke_now = {
-                    let mut state = self.shared.state();
-                    let unchoked = state.peers.values().filter(|p| p.unchoked).count();
-                    match state.peers.get_mut(&self.key) {
-                        Some(slot) => {
-                            slot.interested = true;
-                            // A free slot is given at once rather than at the next round.
-                            let free = unchoked < self.shared.unchoke_slots && !slot.unchoked;
-                            if free {
-                                slot.unchoked = true;
-                            }
-                            free
-                        }
-                        None => false,
-                    }
-                };
-                if unchoke_now {
+                if self.shared.set_interested(self.key, true) {
                     self.set_choke(false).await?;
                 }
             }
             Message::NotInterested => {
-                if let Some(slot) = self.shared.state().peers.get_mut(&self.key) {
-                    slot.interested = false;
-                }
+                self.shared.set_interested(self.key, false);
             }
             Message::Request(block) => {
                 let have = self.shared.state().picker.have().get(block.index as usize);
@@ -602,14 +536,14 @@ impl Session {
                     // Requests while choked, or for pieces we lack, are
                     // ignored (BEP 3).
                     None => {
-                        if !self.we_choke && have && !self.uploads.push(block) {
+                        if !self.peer.we_choke && have && !self.uploads.push(block) {
                             return Err(SessionError::Protocol("too many queued requests"));
                         }
                     }
                     // BEP 6: served (an allowed-fast piece even while
                     // choked) or rejected, never ignored.
                     Some(fast) => {
-                        let may = !self.we_choke || fast.allowed.contains(&block.index);
+                        let may = !self.peer.we_choke || fast.allowed.contains(&block.index);
                         if !(may && have && self.uploads.push(block)) {
                             self.send(Message::Reject(block)).await?;
                         }
@@ -623,25 +557,15 @@ impl Session {
                 ));
             }
             Message::Reject(block) => {
-                if self.fast.is_none() {
-                    return Err(SessionError::Protocol(
-                        "a fast-extension message without the bit",
-                    ));
-                }
-                if self.outstanding.remove(&block) {
+                self.fast_only()?;
+                if self.peer.forget(&block) {
                     self.shared.state().picker.release_block(self.key, block);
                     self.fill_pipeline().await?;
                 }
             }
             // Hints we do not act on: we ask for pieces only when unchoked,
             // and choose them by rarity.
-            Message::Suggest(_) | Message::AllowedFast(_) => {
-                if self.fast.is_none() {
-                    return Err(SessionError::Protocol(
-                        "a fast-extension message without the bit",
-                    ));
-                }
-            }
+            Message::Suggest(_) | Message::AllowedFast(_) => self.fast_only()?,
             Message::Cancel(block) => self.uploads.remove(&block),
             Message::Piece { index, begin, data } => {
                 let block = BlockRef {
@@ -649,33 +573,12 @@ impl Session {
                     begin,
                     length: data.len() as u32,
                 };
-                self.outstanding.remove(&block);
-                self.last_block = Instant::now();
-                self.count_rate(data.len() as u64);
+                self.peer.block_arrived(block, Instant::now());
                 self.shared.download_limit.acquire(data.len() as u64).await;
                 self.shared
                     .downloaded
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                let outcome = {
-                    let mut state = self.shared.state();
-                    if let Some(slot) = state.peers.get_mut(&self.key) {
-                        slot.down_round += data.len() as u64;
-                    }
-                    let outcome = state.picker.received(self.key, block, &data);
-                    if outcome.stored {
-                        if let Some(slot) = state.peers.get(&self.key) {
-                            let id = slot.id;
-                            state.senders.insert(id);
-                        }
-                    }
-                    for other in &outcome.cancel {
-                        if let Some(slot) = state.peers.get(other) {
-                            let _ = slot.commands.try_send(Command::Cancel(block));
-                        }
-                    }
-                    outcome
-                };
-                if let Some(piece) = outcome.complete {
+                if let Some(piece) = self.shared.store_block(self.key, block, &data) {
                     self.shared.finish_piece(piece).await;
                 }
                 self.fill_pipeline().await?;
@@ -683,15 +586,7 @@ impl Session {
         }
         Ok(())
     }
-
-    fn count_rate(&mut self, bytes: u64) {
-        let now = Instant::now();
-        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.rate = self.window_bytes;
-            self.window_bytes = 0;
-            self.window_start = now;
-        }
-        self.window_bytes += bytes;
-        self.rate = self.rate.max(self.window_bytes);
-    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,10 @@ use std::{
 };
 
 use common::{
-    bitfield::Bitfield, extension::pex::flags as pex_flags, wire::Geometry, InfoHash, PeerId,
+    bitfield::Bitfield,
+    extension::pex::flags as pex_flags,
+    wire::{BlockRef, Geometry},
+    InfoHash, PeerId,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -59,7 +62,7 @@ pub enum Command {
     /// Choke (true) or unchoke (false) the peer.
     Choke(bool),
     /// Cancel a request made to this peer (endgame).
-    Cancel(common::wire::BlockRef),
+    Cancel(BlockRef),
     Close,
 }
 
@@ -289,6 +292,47 @@ impl Shared {
                 slot.listen.map(|addr| (addr, reachable))
             })
             .collect()
+    }
+
+    /// The peer is interested in us (or no longer): recorded for the
+    /// choker. Returns whether to unchoke it at once, because an unchoke
+    /// slot is free, rather than wait for the next round.
+    pub fn set_interested(&self, key: PeerKey, interested: bool) -> bool {
+        let mut state = self.state();
+        let unchoked = state.peers.values().filter(|p| p.unchoked).count();
+        let Some(slot) = state.peers.get_mut(&key) else {
+            return false;
+        };
+        slot.interested = interested;
+        let free = interested && unchoked < self.unchoke_slots && !slot.unchoked;
+        if free {
+            slot.unchoked = true;
+        }
+        free
+    }
+
+    /// Stores a block from peer `key` in its piece, counts it for the
+    /// choker, and tells the other peers it was also asked of (endgame) to
+    /// cancel. Returns the piece if this block completed it.
+    pub fn store_block(&self, key: PeerKey, block: BlockRef, data: &[u8]) -> Option<CompletePiece> {
+        let mut state = self.state();
+        let state = &mut *state;
+        if let Some(slot) = state.peers.get_mut(&key) {
+            slot.down_round += data.len() as u64;
+        }
+        let outcome = state.picker.received(key, block, data);
+        if outcome.stored {
+            if let Some(slot) = state.peers.get(&key) {
+                state.senders.insert(slot.id);
+            }
+        }
+        for other in &outcome.cancel {
+            if let Some(slot) = state.peers.get(other) {
+                // A full queue drops the cancel: the block then comes twice.
+                let _ = slot.commands.try_send(Command::Cancel(block));
+            }
+        }
+        outcome.complete
     }
 
     /// Forgets a peer that left: its requests return to the pool and its

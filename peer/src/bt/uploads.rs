@@ -8,11 +8,10 @@ use std::{
     sync::{atomic::Ordering, Arc, Mutex},
 };
 
-use bytes::BufMut;
-use common::wire::{BlockRef, Message, MessageCodec, MAX_BLOCK_LEN};
+use common::wire::{frame_pieces, BlockRef, Message, MessageCodec, MAX_BLOCK_LEN};
 use futures::SinkExt;
 use tokio::{
-    net::tcp::OwnedWriteHalf,
+    io::AsyncWrite,
     sync::{mpsc, Notify},
     time::{sleep_until, Instant},
 };
@@ -92,10 +91,10 @@ impl UploadQueue {
 
 /// Sends our messages first, then the blocks the peer asked for; flushes when
 /// there is nothing more to send; a keep-alive when idle.
-pub async fn write_loop(
+pub async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     key: PeerKey,
-    half: OwnedWriteHalf,
+    half: W,
     codec: MessageCodec,
     mut messages: mpsc::Receiver<Message>,
     uploads: Arc<UploadQueue>,
@@ -144,9 +143,9 @@ pub async fn write_loop(
 /// Frames a `piece` message for each block of `run` (consecutive blocks of
 /// one piece), with the data read from disk straight into the send buffer
 /// between the headers: one copy instead of two, one system call per run.
-fn write_blocks(
+fn write_blocks<W>(
     shared: &Shared,
-    sink: &mut FramedWrite<OwnedWriteHalf, MessageCodec>,
+    sink: &mut FramedWrite<W, MessageCodec>,
     run: &[BlockRef],
 ) -> Result<(), SessionError> {
     let Some(first) = run.first() else {
@@ -154,24 +153,8 @@ fn write_blocks(
     };
     let buffer = sink.write_buffer_mut();
     let frames_start = buffer.len();
-    let total: usize = run.iter().map(|b| 13 + b.length as usize).sum();
-    buffer.reserve(total);
-    for block in run {
-        buffer.put_u32(9 + block.length);
-        buffer.put_u8(7);
-        buffer.put_u32(block.index);
-        buffer.put_u32(block.begin);
-        buffer.resize(buffer.len() + block.length as usize, 0);
-    }
-    // The data slices, each after its 13-byte header.
-    let mut slices = Vec::with_capacity(run.len());
-    let mut rest = &mut buffer[frames_start..];
-    for block in run {
-        let (data, after) = rest[13..].split_at_mut(block.length as usize);
-        slices.push(data);
-        rest = after;
-    }
-    let offset = u64::from(first.index) * shared.geometry.piece_length + u64::from(first.begin);
+    let mut slices = frame_pieces(buffer, run);
+    let offset = shared.geometry.piece_offset(first.index).unwrap_or(0) + u64::from(first.begin);
     let read = shared.storage.read_vectored_at(offset, &mut slices);
     if let Err(e) = read {
         buffer.truncate(frames_start);

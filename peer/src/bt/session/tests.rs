@@ -1,0 +1,123 @@
+//! A session over a stream that is not TCP: an in-memory pipe
+//! (`tokio::io::duplex`) carries the handshake, the bitfield, an unchoke and
+//! a block served from disk, as any future transport (encryption, uTP) will.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use common::{
+    create::{create, scan, CreateOptions},
+    wire::{BlockRef, Geometry, Handshake, Message, MessageCodec, HANDSHAKE_LEN},
+    Metainfo, PeerId,
+};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::{codec::Framed, sync::CancellationToken};
+
+use super::over;
+use crate::bt::{
+    extensions::Offered,
+    shared::{Limits, Shared},
+    storage::Storage,
+    transport::Stream,
+};
+
+const PIECE: u64 = 32 * 1024;
+
+/// A seeder's shared state for `payload`, written under `dir`.
+fn seeder(dir: &std::path::Path, payload: &[u8]) -> (Metainfo, Arc<Shared>) {
+    let file = dir.join("payload.bin");
+    std::fs::write(&file, payload).unwrap();
+    let options = CreateOptions {
+        announce_tiers: vec![vec!["http://127.0.0.1:1/announce".into()]],
+        piece_length: Some(PIECE),
+        private: false,
+        comment: None,
+        source: None,
+        web_seeds: Vec::new(),
+        created_by: None,
+        creation_date: None,
+    };
+    let meta = create(&scan(&file, false).unwrap(), &options, &|_| {}).unwrap();
+    let storage = Storage::open(dir, &meta.info, false).unwrap();
+    let have = storage.verify_existing(&|_| {});
+    assert!(have.is_complete());
+    let (discovered, _) = tokio::sync::mpsc::channel(1);
+    let limits = Limits {
+        upload_rate: None,
+        download_rate: None,
+        max_peers: 8,
+        unchoke_slots: 4,
+        super_seed: false,
+    };
+    let offered = Offered {
+        metadata: None,
+        listen_port: 1,
+        reqq: 16,
+        pex: false,
+    };
+    let shared = Shared::new(
+        meta.info_hash,
+        PeerId([9; 20]),
+        Geometry::of(&meta.info),
+        storage,
+        have,
+        limits,
+        offered,
+        discovered,
+        CancellationToken::new(),
+    )
+    .unwrap();
+    (meta, shared)
+}
+
+async fn next(peer: &mut Framed<DuplexStream, MessageCodec>) -> Message {
+    peer.next().await.expect("session open").expect("well-formed")
+}
+
+#[tokio::test]
+async fn a_session_runs_over_an_in_memory_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (meta, shared) = seeder(dir.path(), &payload);
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+    let session = tokio::spawn(over(shared.clone(), Stream(ours), addr, false));
+
+    // The pipe's other end dials: its handshake first, then ours.
+    let hello = Handshake::new(meta.info_hash, PeerId([1; 20]));
+    theirs.write_all(&hello.encode()).await.unwrap();
+    let mut answer = [0u8; HANDSHAKE_LEN];
+    theirs.read_exact(&mut answer).await.unwrap();
+    let answer = Handshake::decode(&answer).unwrap();
+    assert_eq!(
+        (answer.info_hash, answer.peer_id),
+        (meta.info_hash, PeerId([9; 20]))
+    );
+
+    let geometry = Geometry::of(&meta.info);
+    let mut peer = Framed::new(theirs, MessageCodec::new(geometry));
+    // No fast bit from this peer: a plain, full bitfield.
+    match next(&mut peer).await {
+        Message::Bitfield(field) => assert!(field.is_complete()),
+        other => panic!("expected the bitfield, got {other:?}"),
+    }
+    peer.send(Message::Interested).await.unwrap();
+    assert_eq!(next(&mut peer).await, Message::Unchoke, "a free slot");
+    let block = BlockRef {
+        index: 1,
+        begin: 16 * 1024,
+        length: 16 * 1024,
+    };
+    peer.send(Message::Request(block)).await.unwrap();
+    let Message::Piece { index, begin, data } = next(&mut peer).await else {
+        panic!("expected the block");
+    };
+    assert_eq!((index, begin), (1, 16 * 1024));
+    let start = (PIECE + 16 * 1024) as usize;
+    assert_eq!(&data[..], &payload[start..start + 16 * 1024]);
+
+    drop(peer);
+    let end = session.await.unwrap();
+    assert!(end.dialed.is_none() && !end.was_ourselves);
+    assert!(shared.state().peers.is_empty(), "the peer was unregistered");
+}
