@@ -9,7 +9,8 @@
 //! - [`metadata`]: fetching the info dictionary of a magnet link from peers
 //!   (pure, BEP 9), and [`magnet`], the connections that do it;
 //! - [`tracker_client`]: HTTP announces with tier failover;
-//! - [`session`]: one peer connection (handshake, codec, requests), with
+//! - [`session`]: one peer connection over any [`transport`] (TCP today),
+//!   its protocol state kept in the pure [`peer_state`], with
 //!   [`uploads`], the peer's queued requests and the writer task;
 //!   [`extensions`], what its extended messages (BEP 10) call for;
 //!   [`pex`], what peer exchange (BEP 11) tells each peer and how often;
