@@ -7,6 +7,7 @@
 //! their fall-back to a plaintext handshake.
 
 use std::{
+    ffi::OsStr,
     path::Path,
     process::{Command, Stdio},
 };
@@ -24,12 +25,14 @@ pub fn transmission(config_dir: &Path, data_dir: &Path, torrent: &Path) -> KillO
 }
 
 /// [`transmission`], inside network namespace `netns` when given (where it
-/// dials the peers its tracker names, and listens on port 51413).
+/// dials the peers its tracker names, and listens on port 51413). `source`
+/// is a `.torrent` file or a magnet link; with a magnet, Transmission saves
+/// the torrent it builds from the fetched metadata in `config_dir/torrents/`.
 pub fn transmission_in(
     netns: Option<&str>,
     config_dir: &Path,
     data_dir: &Path,
-    torrent: &Path,
+    source: impl AsRef<OsStr>,
 ) -> KillOnDrop {
     require_tool("transmission-cli");
     let port = match netns {
@@ -55,7 +58,7 @@ pub fn transmission_in(
         .arg("-w")
         .arg(data_dir)
         .args(["-p", &port.to_string(), "-M"])
-        .arg(torrent)
+        .arg(source)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
