@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex)
+ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex udp_request udp_response)
 smoke=false
 seconds=600
 if [[ ${1:-} == --smoke ]]; then
@@ -50,6 +50,7 @@ options_for() {
         tracker_query) echo "-dict=fuzz/dict/tracker_query.dict -max_len=9000" ;;
         wire_codec) echo "-dict=fuzz/dict/wire_codec.dict -max_len=40000" ;;
         handshake) echo "-max_len=128" ;;
+        udp_request | udp_response) echo "-max_len=2048" ;;
     esac
 }
 

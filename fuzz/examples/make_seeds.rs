@@ -13,7 +13,7 @@ use common::{
     bitfield::Bitfield,
     extension::{handshake::ExtHandshake, metadata::MetadataMessage, pex::PexMessage},
     tracker_proto::{
-        encode_failure, response::encode_scrape, AnnounceEvent, AnnounceRequest, AnnounceResponse,
+        encode_failure, response::encode_scrape, udp, AnnounceEvent, AnnounceRequest, AnnounceResponse,
         PeerEntry, ScrapeStats,
     },
     wire::{BlockRef, Geometry, Handshake, Message, MessageCodec},
@@ -294,5 +294,68 @@ fn main() -> std::io::Result<()> {
         dropped: vec!["127.0.0.3:6881".parse().unwrap()],
     };
     write("ut_pex", "both-families", &pex.encode())?;
+
+    // UDP tracker packets (BEP 15): each request, one with BEP 41 URL data,
+    // and each reply; a reply seed's first byte says the family (1: IPv6).
+    let announce = udp::Announce {
+        connection_id: 0x1234,
+        transaction_id: 7,
+        info_hash: InfoHash([0xab; 20]),
+        peer_id: PeerId(*b"-PE0001-abcdefghijkl"),
+        downloaded: 1,
+        left: 2,
+        uploaded: 3,
+        event: AnnounceEvent::Started,
+        ip: None,
+        key: 9,
+        num_want: Some(50),
+        port: 6881,
+        url_data: b"/announce?passkey=1".to_vec(),
+    };
+    let requests = [
+        ("connect", udp::Request::Connect { transaction_id: 1 }),
+        ("announce", udp::Request::Announce(announce)),
+        (
+            "scrape",
+            udp::Request::Scrape {
+                connection_id: 0x1234,
+                transaction_id: 2,
+                info_hashes: vec![InfoHash([1; 20]), InfoHash([2; 20])],
+            },
+        ),
+    ];
+    for (name, request) in requests {
+        let mut bytes = Vec::new();
+        request.encode(&mut bytes);
+        write("udp_request", name, &bytes)?;
+    }
+    let v4: SocketAddr = "127.0.0.2:6881".parse().unwrap();
+    let v6: SocketAddr = "[::1]:6881".parse().unwrap();
+    let announce_reply = |peers| udp::Response::Announce {
+        transaction_id: 3,
+        interval: 120,
+        leechers: 1,
+        seeders: 2,
+        peers,
+    };
+    let replies = [
+        ("connect", 0u8, udp::Response::Connect { transaction_id: 1, connection_id: 5 }),
+        ("announce-v4", 0, announce_reply(vec![v4, v4])),
+        ("announce-v6", 1, announce_reply(vec![v6])),
+        (
+            "scrape",
+            0,
+            udp::Response::Scrape {
+                transaction_id: 4,
+                stats: vec![ScrapeStats { complete: 1, downloaded: 2, incomplete: 3 }],
+            },
+        ),
+        ("error", 0, udp::Response::Error { transaction_id: 5, message: "unregistered torrent".into() }),
+    ];
+    for (name, family, reply) in replies {
+        let mut bytes = vec![family];
+        reply.encode(&mut bytes);
+        write("udp_response", name, &bytes)?;
+    }
     Ok(())
 }

@@ -98,6 +98,8 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 pub struct Tracker {
     pub process: KillOnDrop,
     pub addr: SocketAddr,
+    /// Where it answers UDP announces (BEP 15), unless started `--no-udp`.
+    pub udp: Option<SocketAddr>,
 }
 
 impl Tracker {
@@ -127,11 +129,20 @@ impl Tracker {
             .as_str()
             .and_then(|a| a.parse().ok())
             .expect("a listening address");
-        Tracker { process, addr }
+        let udp = json["udp"].as_str().and_then(|a| a.parse().ok());
+        Tracker { process, addr, udp }
     }
 
     pub fn announce_url(&self) -> String {
         format!("http://{}/announce", self.addr)
+    }
+
+    /// The `udp://` announce URL.
+    pub fn udp_announce_url(&self) -> String {
+        format!(
+            "udp://{}/announce",
+            self.udp.expect("the tracker serves UDP")
+        )
     }
 
     /// `/stats`, parsed.

@@ -1,8 +1,10 @@
-//! The HTTP tracker: announce and scrape (BEP 3, 7, 23, 48), `/stats` and a
-//! live dashboard.
+//! The tracker: announce and scrape over HTTP (BEP 3, 7, 23, 48) and UDP
+//! (BEP 15, 41), one store of swarms behind both, `/stats` and a live
+//! dashboard.
 //!
 //! - [`swarm`]: the state, pure and sharded (announce, scrape, expiry).
 //! - [`routes`]: HTTP handlers; every refusal is a bencoded failure.
+//! - [`udp`]: the UDP front end, and [`connection_id`], its stateless ids.
 //! - [`server`]: the accept loop, the connection limit, graceful shutdown.
 //! - [`fast`]: a closing `GET /announce` answered without hyper or axum.
 //! - [`stats`]: the announce rate and the `/stats` snapshot.
@@ -13,12 +15,14 @@
 //! 0 and stop the server without signals.
 
 pub mod catalog;
+pub mod connection_id;
 pub mod dashboard;
 pub mod fast;
 pub mod routes;
 pub mod server;
 pub mod stats;
 pub mod swarm;
+pub mod udp;
 
 pub use server::{serve, HEADER_TIMEOUT, MAX_CONNECTIONS};
 
@@ -71,7 +75,10 @@ impl Default for Config {
 pub struct AppState {
     pub config: Config,
     pub swarms: Swarms,
+    /// Announces over both front ends.
     pub rate: RateMeter,
+    /// Announces over UDP alone.
+    pub udp_announces: RateMeter,
     started: Instant,
     empty_catalog: Catalog,
 }
@@ -82,6 +89,7 @@ impl AppState {
             swarms: Swarms::new(config.max_peers),
             config,
             rate: RateMeter::default(),
+            udp_announces: RateMeter::default(),
             started: Instant::now(),
             empty_catalog: Catalog::new(),
         })
@@ -95,6 +103,13 @@ impl AppState {
     /// The known torrents (empty when not in whitelist mode).
     pub fn catalog(&self) -> &Catalog {
         self.config.catalog.as_ref().unwrap_or(&self.empty_catalog)
+    }
+
+    /// Peers to give an announce that asked for `asked` (`None`: did not say).
+    pub fn numwant(&self, asked: Option<u32>) -> usize {
+        asked
+            .map_or(self.config.default_numwant, |n| n as usize)
+            .min(self.config.max_numwant)
     }
 
     /// Seconds of silence after which a peer is dropped.

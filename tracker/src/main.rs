@@ -1,7 +1,17 @@
 //! The `tracker` command line: arguments, runtime, signals. Everything else is
 //! in the library.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -11,12 +21,19 @@ use tracing::{error, info};
 #[command(
     name = "tracker",
     version,
-    about = "HTTP BitTorrent tracker (announce, scrape) with a live dashboard"
+    about = "BitTorrent tracker over HTTP and UDP (announce, scrape) with a live dashboard"
 )]
 struct Args {
-    /// Address and port to listen on.
+    /// Address and port to listen on (HTTP).
     #[arg(long, default_value = "0.0.0.0:6969")]
     listen: SocketAddr,
+    /// Address and port for UDP announces (BEP 15) [default: the HTTP port's
+    /// number on UDP, on both IPv4 and IPv6 when listening on 0.0.0.0].
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_udp")]
+    udp: Option<SocketAddr>,
+    /// Serve HTTP only.
+    #[arg(long)]
+    no_udp: bool,
     /// Seconds between a peer's regular announces.
     #[arg(long, default_value_t = 120)]
     interval: u32,
@@ -93,10 +110,39 @@ fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let udp = if args.no_udp {
+        None
+    } else {
+        let http_port = first.local_addr().map_or(args.listen.port(), |a| a.port());
+        match bind_udp(args.udp, args.listen, http_port) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                eprintln!("tracker: error: cannot listen on UDP: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let udp_local = udp
+        .as_ref()
+        .and_then(|s| s.local_addr().ok())
+        .map(|a| a.to_string());
     // One line on stdout for scripts started with port 0.
-    println!("{}", serde_json::json!({ "listening": local }));
-    info!(%local, threads, "tracker listening; dashboard at http://{local}/");
+    println!(
+        "{}",
+        serde_json::json!({ "listening": local, "udp": udp_local })
+    );
+    info!(%local, threads, udp = ?udp_local, "tracker listening; dashboard at http://{local}/");
     let state = tracker::AppState::new(config);
+    let udp_stop = Arc::new(AtomicBool::new(false));
+    let udp_thread = udp.and_then(|socket| {
+        let (state, stop) = (state.clone(), udp_stop.clone());
+        let ids = tracker::connection_id::ConnectionIds::new(rand::random());
+        std::thread::Builder::new()
+            .name("tracker-udp".into())
+            .spawn(move || tracker::udp::serve(socket, state, ids, stop))
+            .map_err(|e| error!("cannot start the UDP thread: {e}"))
+            .ok()
+    });
 
     // One single-threaded runtime per thread: a connection stays on the
     // thread that accepted it, with no cross-thread wakeups. This thread also
@@ -131,6 +177,10 @@ fn main() -> ExitCode {
             tracker::serve(listener, state, shutdown).await
         })
     });
+    udp_stop.store(true, Ordering::Relaxed);
+    if let Some(thread) = udp_thread {
+        let _ = thread.join();
+    }
     let mut code = ExitCode::SUCCESS;
     for result in std::iter::once(Ok(served)).chain(others.into_iter().map(|h| h.join())) {
         match result {
@@ -146,6 +196,36 @@ fn main() -> ExitCode {
         }
     }
     code
+}
+
+/// The UDP socket: `explicit` if given, else the HTTP address with its
+/// port. On an unspecified IPv4 address (0.0.0.0) the socket is dual-stack
+/// (`[::]`, IPv4 clients seen as IPv4-mapped), or IPv4 alone where IPv6 is
+/// off. When the HTTP port was chosen by the system (0) and that port is
+/// taken on UDP, any free UDP port will do; the JSON line says which.
+fn bind_udp(
+    explicit: Option<SocketAddr>,
+    http: SocketAddr,
+    http_port: u16,
+) -> std::io::Result<std::net::UdpSocket> {
+    let wanted = explicit.unwrap_or(SocketAddr::new(http.ip(), http_port));
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::UdpSocket> {
+        if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            let dual = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).and_then(|s| {
+                s.set_only_v6(false)?;
+                s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), addr.port()).into())?;
+                Ok(s)
+            });
+            if let Ok(socket) = dual {
+                return Ok(socket.into());
+            }
+        }
+        std::net::UdpSocket::bind(addr)
+    };
+    match bind(wanted) {
+        Err(_) if explicit.is_none() && http.port() == 0 => bind(SocketAddr::new(http.ip(), 0)),
+        result => result,
+    }
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

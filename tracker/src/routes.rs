@@ -146,10 +146,7 @@ fn record_announce<'h>(
     }
     let ip = peer_ip(state, remote, forwarded_for, request.ip);
     tracing::debug!(info_hash = %request.info_hash, peer = %SocketAddr::new(ip, request.port), event = request.event.as_str(), left = request.left, "announce");
-    let numwant = request
-        .numwant
-        .map_or(state.config.default_numwant, |n| n as usize)
-        .min(state.config.max_numwant);
+    let numwant = state.numwant(request.numwant);
     let now = state.now();
     state.rate.record(now);
     let announce = Announce {
@@ -214,6 +211,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         &state.swarms,
         state.catalog(),
         &state.rate,
+        &state.udp_announces,
         state.now(),
     ))
 }

@@ -85,7 +85,10 @@ pub struct Totals {
     pub seeders: u64,
     pub leechers: u64,
     pub completed: u64,
+    /// Announces over both front ends, then over each.
     pub announces: u64,
+    pub announces_http: u64,
+    pub announces_udp: u64,
     pub announce_rate: f64,
 }
 
@@ -98,7 +101,14 @@ pub struct StatsView {
 
 /// Builds the `/stats` snapshot, most active swarms first (most leechers, then
 /// most recent announce).
-pub fn snapshot(swarms: &Swarms, catalog: &Catalog, rate: &RateMeter, now: u32) -> StatsView {
+/// `rate` counts every announce, `udp` those over UDP.
+pub fn snapshot(
+    swarms: &Swarms,
+    catalog: &Catalog,
+    rate: &RateMeter,
+    udp: &RateMeter,
+    now: u32,
+) -> StatsView {
     let mut views = Vec::new();
     let mut totals = Totals {
         swarms: 0,
@@ -107,6 +117,8 @@ pub fn snapshot(swarms: &Swarms, catalog: &Catalog, rate: &RateMeter, now: u32) 
         leechers: 0,
         completed: 0,
         announces: rate.total(),
+        announces_http: rate.total().saturating_sub(udp.total()),
+        announces_udp: udp.total(),
         announce_rate: rate.per_second(now),
     };
     swarms.for_each(|hash, swarm| {

@@ -60,6 +60,29 @@ impl Peer {
     }
 }
 
+/// An address family. Over UDP a reply carries one family only (BEP 15), so
+/// an IPv4 client is given IPv4 peers and an IPv6 client IPv6 peers; over
+/// HTTP both go out, in `peers` and `peers6` (BEP 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The family of `ip`, an IPv4-mapped IPv6 address counting as IPv4.
+    pub fn of(ip: IpAddr) -> Family {
+        match ip.to_canonical() {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    fn has(family: Option<Family>, peer: &Peer) -> bool {
+        family.is_none_or(|f| f == Family::of(peer.addr().ip()))
+    }
+}
+
 /// One torrent's swarm.
 #[derive(Debug, Default)]
 pub struct Swarm {
@@ -89,12 +112,13 @@ impl Swarm {
         }
     }
 
-    /// Up to `want` random peers other than the one at index `asker`; only
-    /// leechers for a seeder.
+    /// Up to `want` random peers other than the one at index `asker`, of
+    /// `family` when one is given; only leechers for a seeder.
     fn pick<R: Rng>(
         &self,
         asker: usize,
         asker_is_seeder: bool,
+        family: Option<Family>,
         want: usize,
         rng: &mut R,
     ) -> Vec<PeerEntry> {
@@ -106,7 +130,7 @@ impl Swarm {
             // Only leechers (so never the asker): one pass over the swarm
             // (seeders announce rarely).
             let leechers: Vec<usize> = (0..self.peers.len())
-                .filter(|&i| !self.peers[i].is_seeder())
+                .filter(|&i| !self.peers[i].is_seeder() && Family::has(family, &self.peers[i]))
                 .collect();
             return sample_distinct(rng, leechers.len(), want)
                 .into_iter()
@@ -131,7 +155,12 @@ impl Swarm {
                 break;
             }
             if i != asker {
-                picked.extend(self.peers.get_index(i).map(entry));
+                picked.extend(
+                    self.peers
+                        .get_index(i)
+                        .filter(|(_, peer)| Family::has(family, peer))
+                        .map(entry),
+                );
             }
         }
         picked
@@ -223,10 +252,22 @@ impl Swarms {
         self.peer_count.load(Ordering::Relaxed)
     }
 
-    /// Records an announce and answers it.
+    /// Records an announce and answers it with peers of any family.
     pub fn announce<R: Rng>(
         &self,
         a: &Announce,
+        now: u32,
+        rng: &mut R,
+    ) -> Result<AnnounceOutcome, SwarmError> {
+        self.announce_family(a, None, now, rng)
+    }
+
+    /// Records an announce and answers it with peers of `family` only, when
+    /// one is given.
+    pub fn announce_family<R: Rng>(
+        &self,
+        a: &Announce,
+        family: Option<Family>,
         now: u32,
         rng: &mut R,
     ) -> Result<AnnounceOutcome, SwarmError> {
@@ -295,7 +336,7 @@ impl Swarms {
         // know the size yet (aria2c announces so): it gets seeders too, at
         // the cost of a fresh seeder meeting a few seeders once.
         let may_be_magnet = a.event == AnnounceEvent::Started && a.downloaded == 0;
-        let peers = swarm.pick(index, a.left == 0 && !may_be_magnet, a.numwant, rng);
+        let peers = swarm.pick(index, a.left == 0 && !may_be_magnet, family, a.numwant, rng);
         Ok(AnnounceOutcome {
             stats: swarm.stats(),
             peers,

@@ -8,7 +8,8 @@
 //! - [`superseed`]: which pieces an initial seeder shows each peer (pure, BEP 16);
 //! - [`metadata`]: fetching the info dictionary of a magnet link from peers
 //!   (pure, BEP 9), and [`magnet`], the connections that do it;
-//! - [`tracker_client`]: HTTP announces with tier failover;
+//! - [`tracker_client`]: announces with tier failover, over HTTP and, with
+//!   [`udp_tracker`], UDP (BEP 15);
 //! - [`session`]: one peer connection over any [`transport`] (TCP today),
 //!   its protocol state kept in the pure [`peer_state`], with
 //!   [`uploads`], the peer's queued requests and the writer task;
@@ -38,6 +39,7 @@ pub mod superseed;
 pub mod torrent;
 pub mod tracker_client;
 pub mod transport;
+pub mod udp_tracker;
 pub mod uploads;
 pub mod verdict;
 pub mod workers;

@@ -1,7 +1,8 @@
-//! Announces to HTTP trackers (BEP 3) over reqwest, with the tiers of BEP 12:
-//! tiers are tried in order, the URLs of a tier in order, and a URL that
-//! answers moves to the front of its tier. Replies are read up to
-//! [`MAX_REPLY_BYTES`] and decoded by `common::tracker_proto`, compact or not.
+//! Announces to trackers with the tiers of BEP 12: tiers are tried in order,
+//! the URLs of a tier in order, and a URL that answers moves to the front of
+//! its tier. A tier may mix HTTP trackers (BEP 3, over reqwest; replies read
+//! up to [`MAX_REPLY_BYTES`] and decoded by `common::tracker_proto`, compact
+//! or not, `peers6` too) and UDP trackers (BEP 15, [`super::udp_tracker`]).
 //! Retrying while every tracker is down is the caller's policy (the
 //! coordinator backs off and goes on with the peers it knows).
 
@@ -13,6 +14,8 @@ use common::{
 };
 use thiserror::Error;
 
+use super::udp_tracker::UdpTracker;
+
 /// Largest tracker reply read: 64 KiB holds over 10,000 compact peers.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -21,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub enum TrackerError {
     #[error("no tracker answered (last error: {0})")]
     Unreachable(String),
-    #[error("the torrent names no HTTP tracker")]
+    #[error("the torrent names no HTTP or UDP tracker")]
     NoTracker,
 }
 
@@ -33,13 +36,34 @@ pub struct Progress {
     pub left: u64,
 }
 
+/// One tracker of a tier.
+enum Tracker {
+    Http(String),
+    Udp(String, Box<UdpTracker>),
+}
+
+impl Tracker {
+    fn of(url: String) -> Option<Tracker> {
+        if url.starts_with("http://") {
+            return Some(Tracker::Http(url));
+        }
+        UdpTracker::parse(&url).map(|udp| Tracker::Udp(url, Box::new(udp)))
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Tracker::Http(url) | Tracker::Udp(url, _) => url,
+        }
+    }
+}
+
 pub struct TrackerClient {
     http: reqwest::Client,
-    tiers: Vec<Vec<String>>,
+    tiers: Vec<Vec<Tracker>>,
     info_hash: InfoHash,
     peer_id: PeerId,
     port: u16,
-    key: String,
+    key: u32,
 }
 
 impl TrackerClient {
@@ -49,14 +73,10 @@ impl TrackerClient {
         peer_id: PeerId,
         port: u16,
     ) -> Result<Self, TrackerError> {
-        // Only plain HTTP is built in; other schemes (udp://, https://) are skipped.
-        let tiers: Vec<Vec<String>> = tiers
+        // HTTP and UDP are built in; other schemes (https://, wss://) are skipped.
+        let tiers: Vec<Vec<Tracker>> = tiers
             .into_iter()
-            .map(|tier| {
-                tier.into_iter()
-                    .filter(|url| url.starts_with("http://"))
-                    .collect::<Vec<_>>()
-            })
+            .map(|tier| tier.into_iter().filter_map(Tracker::of).collect::<Vec<_>>())
             .filter(|tier| !tier.is_empty())
             .collect();
         if tiers.is_empty() {
@@ -67,7 +87,7 @@ impl TrackerClient {
             .user_agent(concat!("peer/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TrackerError::Unreachable(e.to_string()))?;
-        let key = format!("{:08x}", rand::random::<u32>());
+        let key = rand::random::<u32>();
         Ok(TrackerClient {
             http,
             tiers,
@@ -99,16 +119,32 @@ impl TrackerClient {
             } else {
                 80
             }),
-            key: Some(self.key.clone()),
+            key: Some(format!("{:08x}", self.key)),
             ip: None,
         };
         let query = request.to_query();
         let mut last_error = String::from("no tracker tried");
         for tier in self.tiers.iter_mut() {
             for position in 0..tier.len() {
-                let url = &tier[position];
-                let separator = if url.contains('?') { '&' } else { '?' };
-                match fetch(&self.http, &format!("{url}{separator}{query}")).await {
+                let reply = match &mut tier[position] {
+                    Tracker::Http(url) => {
+                        let separator = if url.contains('?') { '&' } else { '?' };
+                        fetch(&self.http, &format!("{url}{separator}{query}")).await
+                    }
+                    Tracker::Udp(_, udp) => {
+                        udp.announce(
+                            self.info_hash,
+                            self.peer_id,
+                            self.port,
+                            self.key,
+                            event,
+                            progress,
+                        )
+                        .await
+                    }
+                };
+                let url = tier[position].url();
+                match reply {
                     Ok(response) => {
                         let working = tier.remove(position);
                         tier.insert(0, working);
