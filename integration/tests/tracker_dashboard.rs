@@ -330,3 +330,118 @@ fn the_dashboard_refreshes_live_and_shows_the_error_banner_in_a_real_browser() {
         "no error banner:\n{dom}"
     );
 }
+
+/// Chromium's DOM of `url` after a few seconds of virtual time.
+fn dump_dom(url: &str, profile: &std::path::Path) -> String {
+    let chromium = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+        ])
+        .args(["--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--virtual-time-budget=3000", "--dump-dom", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium runs");
+    let mut chromium = KillOnDrop(chromium);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while chromium.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "chromium printed no page within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut dom = String::new();
+    std::io::Read::read_to_string(chromium.0.stdout.as_mut().unwrap(), &mut dom).unwrap();
+    dom
+}
+
+/// A UDP announce (BEP 15) to `tracker` from 127.0.0.1.
+fn announce_udp(
+    tracker: SocketAddr,
+    hash: [u8; 20],
+    id: u8,
+    port: u16,
+    left: u64,
+    downloaded: u64,
+) {
+    use common::tracker_proto::{udp, AnnounceEvent};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(tracker).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut exchange = |request: udp::Request| {
+        let mut packet = Vec::new();
+        request.encode(&mut packet);
+        socket.send(&packet).unwrap();
+        let mut buffer = [0u8; 2048];
+        let n = socket.recv(&mut buffer).expect("a UDP reply");
+        udp::Response::parse(&buffer[..n], false).unwrap()
+    };
+    let udp::Response::Connect { connection_id, .. } =
+        exchange(udp::Request::Connect { transaction_id: 1 })
+    else {
+        panic!("no connect reply")
+    };
+    let reply = exchange(udp::Request::Announce(udp::Announce {
+        connection_id,
+        transaction_id: 2,
+        info_hash: common::InfoHash(hash),
+        peer_id: common::PeerId([id; 20]),
+        downloaded,
+        left,
+        uploaded: 0,
+        event: AnnounceEvent::Started,
+        ip: None,
+        key: 0,
+        num_want: None,
+        port,
+        url_data: Vec::new(),
+    }));
+    assert!(matches!(reply, udp::Response::Announce { .. }), "{reply:?}");
+}
+
+#[test]
+fn without_torrent_files_progress_is_learned_from_http_and_udp_announces() {
+    require_tool("chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start(&[]);
+    let hash = [0x5a; 20];
+    let hash_hex = hex::encode(hash);
+    // A seeder that downloaded nothing says nothing of the size; a leecher
+    // over HTTP a quarter done (from nothing: left + downloaded = 40,000);
+    // one over UDP three quarters done.
+    announce(tracker.addr, &hash_hex, b'a', 7001, 0);
+    let escaped: String = hash.iter().map(|b| format!("%{b:02X}")).collect();
+    let peer_id = "b".repeat(20);
+    let query = format!("/announce?info_hash={escaped}&peer_id={peer_id}&port=7002&uploaded=0&downloaded=10000&left=30000&event=started");
+    assert_eq!(http_get(tracker.addr, &query).unwrap().0, 200);
+    announce_udp(tracker.udp.expect("UDP"), hash, b'c', 7003, 10_000, 30_000);
+
+    let dom = dump_dom(
+        &format!("http://{}/", tracker.addr),
+        &dir.path().join("profile"),
+    );
+    for (port, percent) in [(7001, "100.0%"), (7002, "25.0%"), (7003, "75.0%")] {
+        let row_start = dom
+            .find(&format!("data-address=\"127.0.0.1:{port}\""))
+            .unwrap_or_else(|| panic!("peer {port} missing from the page:\n{dom}"));
+        let row = &dom[row_start..];
+        let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+        assert!(
+            row.contains(&format!("class=\"pct\">{percent}<")),
+            "peer {port}: not at {percent} (a \"?\" means the size was not learned): {row}"
+        );
+    }
+    assert!(
+        dom.contains("39.1 KiB"),
+        "the learned size is shown:\n{dom}"
+    );
+}

@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         let (state, stop) = (state.clone(), udp_stop.clone());
         let ids = tracker::connection_id::ConnectionIds::new(rand::random());
         std::thread::Builder::new()
-            .name("tracker-udp".into())
+            .name("udp-tracker".into())
             .spawn(move || tracker::udp::serve(socket, state, ids, stop))
             .map_err(|e| error!("cannot start the UDP thread: {e}"))
             .ok()

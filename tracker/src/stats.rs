@@ -4,7 +4,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::{catalog::Catalog, swarm::Swarms};
+use crate::{
+    catalog::Catalog,
+    swarm::{Peer, Swarms},
+};
 
 /// Seconds of history kept by [`RateMeter`]; the rate is over the last
 /// `WINDOW - 2` complete seconds.
@@ -55,7 +58,8 @@ impl RateMeter {
 #[derive(Serialize)]
 pub struct PeerView {
     pub address: String,
-    /// 0.0 to 1.0 when the torrent's size is known, else `None`.
+    /// 0.0 to 1.0 when the torrent's size is known (from `--torrents`, or
+    /// learned from the announces), else `None`.
     pub progress: Option<f64>,
     pub left: u64,
     pub uploaded: u64,
@@ -101,6 +105,24 @@ pub struct StatsView {
 
 /// Builds the `/stats` snapshot, most active swarms first (most leechers, then
 /// most recent announce).
+/// Peers looked at to learn a swarm's size from its announces.
+const SIZE_SAMPLE: usize = 1000;
+
+/// A swarm's size as its peers' announces tell it, for a torrent the
+/// tracker has no file of: the largest `left + downloaded`. A leecher that
+/// started from nothing says exactly the size; one that received duplicate
+/// blocks says a little more (progress is clamped); one that resumed says
+/// less. Over HTTP and UDP alike, from at most [`SIZE_SAMPLE`] peers; `None`
+/// when no peer has said anything but zeros (seeders that downloaded
+/// nothing).
+pub fn size_from_announces<'a>(peers: impl Iterator<Item = &'a Peer>) -> Option<u64> {
+    peers
+        .take(SIZE_SAMPLE)
+        .map(|p| p.left.saturating_add(p.downloaded))
+        .max()
+        .filter(|&size| size > 0)
+}
+
 /// `rate` counts every announce, `udp` those over UDP.
 pub fn snapshot(
     swarms: &Swarms,
@@ -127,7 +149,9 @@ pub fn snapshot(
         totals.leechers += u64::from(stats.incomplete);
         totals.completed += u64::from(stats.downloaded);
         let known = catalog.get(hash);
-        let size = known.map(|k| k.total_length);
+        let size = known
+            .map(|k| k.total_length)
+            .or_else(|| size_from_announces(swarm.peers.values()));
         let peers = swarm
             .peers
             .values()
@@ -204,5 +228,53 @@ mod tests {
         assert_eq!(meter.per_second(20), 15.0);
         assert_eq!(meter.total(), 300);
         assert_eq!(meter.per_second(40), 0.0);
+    }
+
+    #[test]
+    fn without_a_torrent_file_progress_comes_from_the_announces() {
+        use common::{tracker_proto::AnnounceEvent, InfoHash, PeerId};
+        use rand::{rngs::StdRng, SeedableRng};
+        let swarms = Swarms::new(100);
+        let hash = InfoHash([1; 20]);
+        let announce = |id: u8, left: u64, downloaded: u64| {
+            let a = crate::swarm::Announce {
+                info_hash: hash,
+                peer_id: PeerId([id; 20]),
+                addr: format!("127.0.0.{id}:6881").parse().unwrap(),
+                uploaded: 0,
+                downloaded,
+                left,
+                event: AnnounceEvent::None,
+                numwant: 0,
+            };
+            swarms
+                .announce(&a, 1, &mut StdRng::seed_from_u64(1))
+                .unwrap();
+        };
+        // An initial seeder says nothing of the size: no progress yet.
+        announce(1, 0, 0);
+        let view = |swarms: &Swarms| {
+            snapshot(
+                swarms,
+                &Catalog::new(),
+                &RateMeter::default(),
+                &RateMeter::default(),
+                1,
+            )
+            .swarms
+            .remove(0)
+        };
+        assert_eq!(view(&swarms).size, None);
+        // A leecher a quarter of the way from nothing (1000 bytes), one that
+        // resumed (says less), one with duplicates (says more: clamped).
+        announce(2, 750, 250);
+        announce(3, 500, 100);
+        announce(4, 0, 1010);
+        let swarm = view(&swarms);
+        assert_eq!(swarm.size, Some(1010));
+        let progress: Vec<_> = swarm.peers.iter().map(|p| p.progress.unwrap()).collect();
+        assert_eq!(progress[0], 1.0, "the seeder");
+        assert!((progress[1] - (1.0 - 750.0 / 1010.0)).abs() < 1e-9);
+        assert!(progress.iter().all(|p| (0.0..=1.0).contains(p)));
     }
 }
