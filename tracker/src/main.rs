@@ -222,11 +222,18 @@ fn bind_udp(
         }
         std::net::UdpSocket::bind(addr)
     };
-    match bind(wanted) {
+    let socket = match bind(wanted) {
         Err(_) if explicit.is_none() && http.port() == 0 => bind(SocketAddr::new(http.ip(), 0)),
         result => result,
-    }
+    }?;
+    // A large receive buffer rides out bursts (the kernel caps it at
+    // net.core.rmem_max); best effort, as aquatic does.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(UDP_RECV_BUFFER);
+    Ok(socket)
 }
+
+/// The UDP socket's receive buffer asked of the kernel.
+const UDP_RECV_BUFFER: usize = 8 << 20;
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
