@@ -5,6 +5,7 @@
 //! This module owns the HTTP side of both, and nothing of the command line:
 //!
 //! - [`serve`]: the accept loop, connection limit and shutdown, and the totals;
+//! - [`slots`]: the connection slots, head deadlines and eviction, pure;
 //! - [`conn`]: one connection: request heads in, replies out, file bodies by
 //!   `sendfile(2)` through the server-wide rate limiter;
 //! - [`http1`]: HTTP/1.1 request heads and response heads, without I/O;
@@ -26,3 +27,4 @@ pub mod part;
 pub mod resolve;
 pub mod respond;
 pub mod serve;
+pub mod slots;
