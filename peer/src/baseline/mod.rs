@@ -6,6 +6,7 @@
 //!
 //! - [`serve`]: the accept loop, connection limit and shutdown, and the totals;
 //! - [`slots`]: the connection slots, head deadlines and eviction, pure;
+//! - [`gate`]: those slots shared by the accept loop and the connections;
 //! - [`conn`]: one connection: request heads in, replies out, file bodies by
 //!   `sendfile(2)` through the server-wide rate limiter;
 //! - [`http1`]: HTTP/1.1 request heads and response heads, without I/O;
@@ -20,6 +21,7 @@
 
 pub mod conn;
 pub mod fetch;
+pub mod gate;
 pub mod http1;
 pub mod http_range;
 pub mod listing;
