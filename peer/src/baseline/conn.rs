@@ -9,10 +9,15 @@
 //! takes. Like nginx, a read from a cold disk inside `sendfile` holds the
 //! worker thread until the disk answers.
 //!
-//! Time limits: a request head must arrive whole within [`HEAD_TIMEOUT`]
-//! (idle keep-alive connections close after it too), and a write that makes
-//! no progress for [`STALL_TIMEOUT`] ends the connection, so a client that
-//! stops reading cannot hold a connection slot forever.
+//! Time limits: while a connection waits for a request head (a new one, or
+//! an idle keep-alive one) its [`Slot`] may be taken back, when the head is
+//! late or a newer connection needs the slot ([`super::slots`] decides). A
+//! connection told so closes at once: with a reset if part of a head had
+//! arrived (nginx's `reset_timedout_connection`: no 408 the client may
+//! never read, no lingering socket), plainly if nothing had. Once a head is
+//! complete the slot is busy and is never taken back. A write that makes no
+//! progress for [`STALL_TIMEOUT`] ends the connection, so a client that stops
+//! reading cannot hold a slot forever either.
 
 use std::{
     fs::File,
@@ -28,15 +33,14 @@ use tokio::{
     time::timeout,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::{
+    gate::Slot,
     http1::{self, Parsed, RequestHead},
     respond::{self, Body, Reply, Shared},
 };
 
-/// The time a client has to send a whole request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a write may wait for the client to read.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long, and how many bytes, a closing connection still reads.
@@ -51,20 +55,26 @@ enum Next {
     /// Close without answering: the client left, sent nothing in time, or
     /// the server is shutting down.
     Close,
+    /// Close with a reset: part of a head came, and no more in time, or the
+    /// slot went to a newer connection.
+    Reset,
 }
 
-/// Serves requests on `stream` until one side closes it.
+/// Serves requests on `stream` until one side closes it or `slot` is taken
+/// back; the slot is freed when this returns.
 pub async fn serve(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     client: SocketAddr,
     cancel: CancellationToken,
+    mut slot: Slot,
 ) -> io::Result<()> {
     let mut buffer = Vec::with_capacity(1024);
     loop {
-        let head = match next_head(&mut stream, &mut buffer, &cancel).await? {
+        let head = match next_head(&mut stream, &mut buffer, &cancel, &mut slot).await? {
             Next::Request(head) => head,
             Next::Close => return Ok(()),
+            Next::Reset => return stream.set_zero_linger(),
             Next::Refuse(status) => {
                 let reply = respond::text(status, false);
                 send(&shared, &mut stream, client, reply, false).await?;
@@ -85,6 +95,7 @@ pub async fn serve(
         if !keep_alive {
             return close(stream).await;
         }
+        slot.wait_for_head(buffer.len());
     }
 }
 
@@ -109,34 +120,45 @@ async fn close(mut stream: TcpStream) -> io::Result<()> {
 }
 
 /// Reads until `buffer` starts with a whole request head, and takes it out.
+/// The slot is busy from the moment a head (or a refusal) is decided.
 async fn next_head(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     cancel: &CancellationToken,
+    slot: &mut Slot,
 ) -> io::Result<Next> {
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     let mut chunk = [0u8; 4096];
     loop {
-        match http1::parse(buffer) {
+        let next = match http1::parse(buffer) {
             Parsed::Complete(head, used) => {
                 buffer.drain(..used);
-                return Ok(Next::Request(head));
+                Some(Next::Request(head))
             }
-            Parsed::Invalid => return Ok(Next::Refuse(400)),
-            Parsed::Partial if buffer.len() >= http1::MAX_HEAD => return Ok(Next::Refuse(431)),
-            Parsed::Partial => {}
+            Parsed::Invalid => Some(Next::Refuse(400)),
+            Parsed::Partial if buffer.len() >= http1::MAX_HEAD => Some(Next::Refuse(431)),
+            Parsed::Partial => None,
+        };
+        if let Some(next) = next {
+            // Taken back a moment ago: the eviction stands.
+            return Ok(if slot.head_complete() {
+                next
+            } else {
+                Next::Reset
+            });
         }
         let read = tokio::select! {
             () = cancel.cancelled() => return Ok(Next::Close),
-            read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)) => read,
+            why = slot.closed() => {
+                debug!(?why, received = buffer.len(), "closing while waiting for a request head");
+                return Ok(if buffer.is_empty() { Next::Close } else { Next::Reset });
+            }
+            read = stream.read(&mut chunk) => read?,
         };
-        match read {
-            Ok(Ok(0)) => return Ok(Next::Close),
-            Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
-            Ok(Err(e)) => return Err(e),
-            Err(_) if buffer.is_empty() => return Ok(Next::Close),
-            Err(_) => return Ok(Next::Refuse(408)),
+        if read == 0 {
+            return Ok(Next::Close);
         }
+        buffer.extend_from_slice(&chunk[..read]);
+        slot.received(read);
     }
 }
 

@@ -5,6 +5,8 @@
 //! This module owns the HTTP side of both, and nothing of the command line:
 //!
 //! - [`serve`]: the accept loop, connection limit and shutdown, and the totals;
+//! - [`slots`]: the connection slots, head deadlines and eviction, pure;
+//! - [`gate`]: those slots shared by the accept loop and the connections;
 //! - [`conn`]: one connection: request heads in, replies out, file bodies by
 //!   `sendfile(2)` through the server-wide rate limiter;
 //! - [`http1`]: HTTP/1.1 request heads and response heads, without I/O;
@@ -19,6 +21,7 @@
 
 pub mod conn;
 pub mod fetch;
+pub mod gate;
 pub mod http1;
 pub mod http_range;
 pub mod listing;
@@ -26,3 +29,4 @@ pub mod part;
 pub mod resolve;
 pub mod respond;
 pub mod serve;
+pub mod slots;

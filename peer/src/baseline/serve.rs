@@ -1,6 +1,13 @@
 //! The server: an accept loop over an already-bound listener, one task per
-//! connection ([`super::conn`]), a semaphore bounding the connections, and an
-//! orderly shutdown.
+//! connection ([`super::conn`]), the connection slots ([`super::gate`]), and
+//! an orderly shutdown.
+//!
+//! The loop accepts only while a slot can be had: one is free, or one holds a
+//! connection still waiting for its request head, which the newcomer then
+//! evicts. When every slot is busy replying, new clients wait in the listen
+//! backlog. The same loop closes connections whose head is late, at the
+//! earliest deadline [`Gate::next_deadline`] names; the slots wake it when
+//! that may have changed.
 //!
 //! Shutdown, when the `shutdown` future completes: stop accepting (the
 //! listener is dropped), ask every connection to close after its current
@@ -13,20 +20,21 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{atomic::Ordering::Relaxed, Arc},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde::Serialize;
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
+    time::Instant,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::{
     conn,
+    gate::{Gate, Slot},
     respond::{Shared, Stats},
 };
 use crate::{accept_backoff::AcceptBackoff, rate::RateLimiter};
@@ -44,7 +52,9 @@ pub struct ServeOptions {
     pub list: bool,
     /// Upload limit for the whole server, bytes per second.
     pub rate: Option<u64>,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connection slots. A new connection takes the slot of the one that
+    /// has waited longest for its request head when none is free; when every
+    /// connection is replying, more wait in the listen backlog.
     pub max_connections: usize,
 }
 
@@ -66,6 +76,10 @@ pub struct Summary {
     pub transfers: u64,
     pub aborted: u64,
     pub requests: u64,
+    /// Connections closed to give their slot to a new one.
+    pub evicted: u64,
+    /// Connections closed because their request head was late.
+    pub head_timeouts: u64,
     pub seconds: f64,
 }
 
@@ -101,26 +115,51 @@ impl Server {
             upload_limit = ?self.shared.limiter.rate(),
             "serving"
         );
-        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let gate = Gate::new(self.max_connections);
         let cancel = CancellationToken::new();
         let mut connections = JoinSet::new();
         let mut backoff = AcceptBackoff::default();
         let mut shutdown = std::pin::pin!(shutdown);
+        // Accepted, and waiting for a slot: only when every slot turned busy
+        // between the check for room and the accept.
+        let mut waiting: Option<(TcpStream, SocketAddr)> = None;
         loop {
+            if let Some((stream, client)) = waiting.take() {
+                match gate.admit(Instant::now()) {
+                    Some(slot) => {
+                        let task = connection(
+                            Arc::clone(&self.shared),
+                            stream,
+                            client,
+                            cancel.clone(),
+                            slot,
+                        );
+                        connections
+                            .spawn(task.instrument(tracing::info_span!("connection", %client)));
+                    }
+                    None => waiting = Some((stream, client)),
+                }
+            }
+            let room = waiting.is_none() && gate.has_room();
+            let sweep = gate.next_deadline();
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(joined) = connections.join_next() => report_panic(joined),
-                accepted = accept(&listener, &slots) => match accepted {
-                    Ok((stream, client, permit)) => {
+                () = gate.changed() => {}
+                () = tokio::time::sleep_until(sweep.unwrap_or_else(Instant::now)), if sweep.is_some() => {
+                    gate.sweep(Instant::now());
+                }
+                accepted = listener.accept(), if room => match accepted {
+                    Ok(connection) => {
                         backoff.succeeded();
-                        let task = connection(Arc::clone(&self.shared), stream, client, cancel.clone(), permit);
-                        connections.spawn(task.instrument(tracing::info_span!("connection", %client)));
+                        waiting = Some(connection);
                     }
                     // Usually out of file descriptors: back off instead of spinning.
                     Err(e) => tokio::time::sleep(backoff.failed(&e)).await,
                 },
             }
         }
+        drop(waiting);
         drop(listener);
         cancel.cancel();
         let drained = tokio::time::timeout(GRACE, async {
@@ -140,11 +179,14 @@ impl Server {
             }
         }
         let stats = &self.shared.stats;
+        let (evicted, head_timeouts) = gate.closed_counts();
         Summary {
             bytes_sent: stats.bytes_sent.load(Relaxed),
             transfers: stats.transfers.load(Relaxed),
             aborted: stats.aborted.load(Relaxed),
             requests: stats.requests.load(Relaxed),
+            evicted,
+            head_timeouts,
             seconds: started.elapsed().as_secs_f64(),
         }
     }
@@ -162,28 +204,15 @@ fn canonical_dir(path: &Path) -> Result<PathBuf, ServeError> {
     }
 }
 
-/// Waits for a free connection slot, then for a connection.
-async fn accept(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let permit = Arc::clone(slots)
-        .acquire_owned()
-        .await
-        .map_err(io::Error::other)?;
-    let (stream, client) = listener.accept().await?;
-    Ok((stream, client, permit))
-}
-
 /// Serves one connection, holding its slot until it ends.
 async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     client: SocketAddr,
     cancel: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    slot: Slot,
 ) {
-    if let Err(e) = conn::serve(shared, stream, client, cancel).await {
+    if let Err(e) = conn::serve(shared, stream, client, cancel, slot).await {
         debug!("connection ended: {e}");
     }
 }

@@ -36,7 +36,10 @@ pub struct Args {
     /// Serve an HTML list of the files for directory URLs.
     #[arg(long)]
     list: bool,
-    /// Connections served at once; further clients wait to be accepted.
+    /// Connection slots. When all are taken, a new client takes the slot of
+    /// the connection that has waited longest for its request head; when all
+    /// are replying, new clients wait to be accepted. Request heads get 30 s
+    /// while at most half the slots are taken, down to 2 s when all are.
     #[arg(long, value_name = "N", default_value_t = 256)]
     max_connections: usize,
 }

@@ -22,6 +22,10 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(4).await
+}
+
+async fn start_with(max_connections: usize) -> Running {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("a.txt"), b"hello").unwrap();
     // Sparse, and larger than any socket buffer.
@@ -31,7 +35,7 @@ async fn start() -> Running {
         root: root.path().to_owned(),
         list: false,
         rate: None,
-        max_connections: 4,
+        max_connections,
     })
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -139,4 +143,114 @@ async fn a_client_that_leaves_midway_counts_as_aborted() {
     let summary = server.task.await.unwrap();
     assert_eq!((summary.transfers, summary.aborted), (0, 1));
     assert!(summary.bytes_sent < BIG);
+}
+
+/// A request head without the blank line that ends it.
+const PARTIAL: &[u8] = b"GET /a.txt HTTP/1.1\r\nHost: h\r\n";
+
+/// Whether the server closed `stream` (a reset counts), waiting at most `within`.
+async fn is_closed(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(within, stream.read(&mut byte)).await {
+        Err(_) => false,
+        Ok(Ok(n)) => {
+            assert_eq!(n, 0, "the server sent nothing to a partial head");
+            true
+        }
+        Ok(Err(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+            true
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_give_their_slots_to_a_client_that_talks() {
+    let server = start_with(4).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(server.address).await.unwrap();
+        stream.write_all(PARTIAL).await.unwrap();
+        idle.push(stream);
+    }
+    let reply = exchange(
+        server.address,
+        b"GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.ends_with("\r\n\r\nhello"), "{reply}");
+    // The one that waited longest made room; the others still wait.
+    assert!(is_closed(&mut idle[0], Duration::from_secs(1)).await);
+    for stream in &mut idle[1..] {
+        assert!(!is_closed(stream, Duration::from_millis(50)).await);
+    }
+    server.stop.send(()).unwrap();
+    let summary = server.task.await.unwrap();
+    assert_eq!((summary.evicted, summary.transfers), (1, 1), "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_connection_that_is_replying_is_never_evicted() {
+    let server = start_with(1).await;
+    let mut busy = TcpStream::connect(server.address).await.unwrap();
+    busy.write_all(b"GET /big.bin HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    busy.read_exact(&mut first).await.unwrap();
+    // The only slot is replying: a newcomer waits, unanswered, in the backlog.
+    let mut next = TcpStream::connect(server.address).await.unwrap();
+    next.write_all(b"GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), next.read_to_end(&mut reply)).await;
+    assert!(
+        early.is_err(),
+        "answered while the slot was busy: {reply:?}"
+    );
+    drop(busy);
+    tokio::time::timeout(Duration::from_secs(10), next.read_to_end(&mut reply))
+        .await
+        .expect("answered once the slot is free")
+        .unwrap();
+    assert!(reply.ends_with(b"\r\n\r\nhello"), "{reply:?}");
+    server.stop.send(()).unwrap();
+    let summary = server.task.await.unwrap();
+    assert_eq!((summary.evicted, summary.aborted), (0, 1), "{summary:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn head_deadlines_follow_how_full_the_slots_are() {
+    let server = start_with(2).await;
+    let mut partial = TcpStream::connect(server.address).await.unwrap();
+    partial.write_all(PARTIAL).await.unwrap();
+    let mut silent = TcpStream::connect(server.address).await.unwrap();
+    // Both slots taken: 2 s each, and the 30 bytes of head earn 60 ms more.
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    assert!(!is_closed(&mut silent, Duration::from_millis(1)).await);
+    assert!(!is_closed(&mut partial, Duration::from_millis(1)).await);
+    assert!(is_closed(&mut silent, Duration::from_millis(150)).await);
+    // Half the slots are free again: the partial head has 30 s from its accept.
+    assert!(!is_closed(&mut partial, Duration::from_secs(27)).await);
+    assert!(is_closed(&mut partial, Duration::from_secs(2)).await);
+    server.stop.send(()).unwrap();
+    let summary = server.task.await.unwrap();
+    assert_eq!(
+        (summary.head_timeouts, summary.evicted),
+        (2, 0),
+        "{summary:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_slots_to_spare_an_idle_connection_has_thirty_seconds() {
+    let server = start_with(4).await;
+    let mut idle = TcpStream::connect(server.address).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert!(!is_closed(&mut idle, Duration::from_millis(1)).await);
+    assert!(is_closed(&mut idle, Duration::from_secs(2)).await);
+    server.stop.send(()).unwrap();
+    assert_eq!(server.task.await.unwrap().head_timeouts, 1);
 }
