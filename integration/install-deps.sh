@@ -3,7 +3,7 @@
 # Needs root (or sudo) for apt-get; does nothing when everything is present.
 #
 # Usage: integration/install-deps.sh [--bench]
-#   --bench  also the tools only the benchmarks use (hyperfine, GNU time, nginx, wrk, opentracker)
+#   --bench  also the tools only the benchmarks use (hyperfine, GNU time, nginx, wrk)
 set -euo pipefail
 
 # command -> Debian package
@@ -17,13 +17,13 @@ declare -A needed=(
   [curl]=curl
   [ip]=iproute2
   [chromium]=chromium
+  [opentracker]=opentracker
 )
 if [ "${1:-}" = "--bench" ]; then
   needed[hyperfine]=hyperfine
   needed[/usr/bin/time]=time
   needed[nginx]=nginx
   needed[wrk]=wrk
-  needed[opentracker]=opentracker
 fi
 
 # nginx lives in /usr/sbin, outside a normal user's PATH.
