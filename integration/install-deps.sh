@@ -44,3 +44,10 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
+# Debian's package enables and starts opentracker.service where systemd runs:
+# a daemon on port 6969, our tracker's default port. The tests start their own
+# opentracker and need none; say so rather than touch the system's services.
+if [[ " $packages " == *" opentracker "* ]] && [ -d /run/systemd/system ]; then
+  echo "install-deps: opentracker.service may now hold port 6969 (tracker's default);" \
+    "stop it with: systemctl disable --now opentracker" >&2
+fi
