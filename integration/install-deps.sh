@@ -3,7 +3,7 @@
 # Needs root (or sudo) for apt-get; does nothing when everything is present.
 #
 # Usage: integration/install-deps.sh [--bench]
-#   --bench  also the tools only the benchmarks use (hyperfine, GNU time, nginx, wrk, opentracker)
+#   --bench  also the tools only the benchmarks use (hyperfine, GNU time, nginx, wrk)
 set -euo pipefail
 
 # command -> Debian package
@@ -17,13 +17,13 @@ declare -A needed=(
   [curl]=curl
   [ip]=iproute2
   [chromium]=chromium
+  [opentracker]=opentracker
 )
 if [ "${1:-}" = "--bench" ]; then
   needed[hyperfine]=hyperfine
   needed[/usr/bin/time]=time
   needed[nginx]=nginx
   needed[wrk]=wrk
-  needed[opentracker]=opentracker
 fi
 
 # nginx lives in /usr/sbin, outside a normal user's PATH.
@@ -44,3 +44,10 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 $sudo apt-get install -y -q --no-install-recommends $packages >/dev/null
+# Debian's package enables and starts opentracker.service where systemd runs:
+# a daemon on port 6969, our tracker's default port. The tests start their own
+# opentracker and need none; say so rather than touch the system's services.
+if [[ " $packages " == *" opentracker "* ]] && [ -d /run/systemd/system ]; then
+  echo "install-deps: opentracker.service may now hold port 6969 (tracker's default);" \
+    "stop it with: systemctl disable --now opentracker" >&2
+fi

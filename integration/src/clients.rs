@@ -4,7 +4,9 @@
 //! encryption settings are left at the clients' defaults (Transmission
 //! prefers encrypted connections, aria2c tries encryption first when it
 //! dials): our peer has no MSE, so every transfer with them goes through
-//! their fall-back to a plaintext handshake.
+//! their fall-back to a plaintext handshake. One exception: [`aria2_udp`]
+//! keeps aria2c's DHT socket open (with an empty table), as its UDP tracker
+//! client needs it.
 
 use std::{
     ffi::OsStr,
@@ -68,28 +70,56 @@ pub fn transmission_in(
 
 /// aria2c on `torrent` in `dir`: with the data there it checks and seeds
 /// (for up to ten minutes); without, it downloads, seeds for `seed_minutes`,
-/// and exits.
+/// and exits. Its DHT is off, and with it UDP trackers (see [`aria2_udp`]).
 pub fn aria2(dir: &Path, torrent: &Path, seed_minutes: &str) -> KillOnDrop {
+    let mut command = aria2_command(dir, seed_minutes);
+    command.args(["--enable-dht=false", "--enable-dht6=false"]);
+    spawn_aria2(command, torrent)
+}
+
+/// [`aria2`] with `udp://` trackers working. aria2c 1.36 sends BEP 15
+/// packets from its DHT socket and has no UDP tracker client without one:
+/// with `--enable-dht=false` a `udp://` announce fails with "udp is not
+/// supported yet". So the IPv4 DHT stays on (its default), on a port of its
+/// own, with a fresh routing table file in `dir`'s parent and no entry
+/// point: an empty table sends no DHT query anywhere, and peers still come
+/// from the tracker alone. aria2c logs at info level to `log`, where each
+/// UDP tracker exchange is a `UDPT sent` / `UDPT received` line.
+pub fn aria2_udp(dir: &Path, torrent: &Path, seed_minutes: &str, log: &Path) -> KillOnDrop {
+    let dht_file = dir.with_extension("dht.dat");
+    let _ = std::fs::remove_file(&dht_file);
+    let mut command = aria2_command(dir, seed_minutes);
+    command
+        .args(["--enable-dht=true", "--enable-dht6=false"])
+        .arg(format!("--dht-listen-port={}", free_port()))
+        .arg(format!("--dht-file-path={}", dht_file.display()))
+        .arg(format!("--log={}", log.display()))
+        .arg("--log-level=info");
+    spawn_aria2(command, torrent)
+}
+
+fn aria2_command(dir: &Path, seed_minutes: &str) -> Command {
     require_tool("aria2c");
-    let child = Command::new("aria2c")
+    let mut command = Command::new("aria2c");
+    command
         .arg(format!("--dir={}", dir.display()))
         .arg(format!("--seed-time={seed_minutes}"))
         // No share-ratio limit (aria2c's default, 1.0, can end seeding early):
         // only the seed time counts.
         .arg("--seed-ratio=0.0")
-        .args([
-            "--check-integrity=true",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-        ])
+        .args(["--check-integrity=true", "--bt-enable-lpd=false"])
         .args([
             "--enable-peer-exchange=false",
             "--summary-interval=0",
             "--console-log-level=warn",
         ])
         .args(["--bt-stop-timeout=120", "--file-allocation=none"])
-        .arg(format!("--listen-port={}", free_port()))
+        .arg(format!("--listen-port={}", free_port()));
+    command
+}
+
+fn spawn_aria2(mut command: Command, torrent: &Path) -> KillOnDrop {
+    let child = command
         .arg(torrent)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

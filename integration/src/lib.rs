@@ -18,6 +18,7 @@ use sha1::{Digest, Sha1};
 pub mod clients;
 pub mod net;
 pub mod netns;
+pub mod opentracker;
 pub mod peers;
 pub mod raw;
 

@@ -30,6 +30,21 @@ pub struct Fixture {
 impl Fixture {
     /// `size` as make-seed.sh takes it, `piece_length` in bytes.
     pub fn new(size: &str, piece_length: u64, tracker_args: &[&str]) -> Fixture {
+        Fixture::announcing(size, piece_length, tracker_args, Tracker::announce_url)
+    }
+
+    /// [`Fixture::new`] with a torrent whose only tracker is our tracker's
+    /// `udp://` URL (BEP 15).
+    pub fn with_udp_tracker(size: &str, piece_length: u64, tracker_args: &[&str]) -> Fixture {
+        Fixture::announcing(size, piece_length, tracker_args, Tracker::udp_announce_url)
+    }
+
+    fn announcing(
+        size: &str,
+        piece_length: u64,
+        tracker_args: &[&str],
+        url: fn(&Tracker) -> String,
+    ) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("seed");
         std::fs::create_dir_all(&data).unwrap();
@@ -44,7 +59,7 @@ impl Fixture {
                     "-l",
                     &piece_length.to_string(),
                     "-a",
-                    &tracker.announce_url(),
+                    &url(&tracker),
                     "-o",
                 ])
                 .arg(&torrent)
