@@ -372,6 +372,17 @@ async fn tracker_loop(
             }
         }
     }
+    // A download that completes and ends the run at once (no --seed) wakes
+    // both branches above, and the shutdown may win: the tracker must still
+    // hear `completed` before `stopped`, or it never counts the download.
+    if !announced_complete && *complete.borrow() {
+        if let Err(error) = tracker
+            .announce(AnnounceEvent::Completed, progress(&shared))
+            .await
+        {
+            debug!(%error, "completed announce failed");
+        }
+    }
     if let Err(error) = tracker
         .announce(AnnounceEvent::Stopped, progress(&shared))
         .await
