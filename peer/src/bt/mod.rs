@@ -18,10 +18,13 @@
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
 //! - [`workers`]: the threads that hash and write complete pieces, and
 //!   [`verdict`], what becomes of each (announce, refetch and blame, stop);
+//! - [`admission`]: which accepted connections the listener keeps (pure:
+//!   the handshakes in progress, connections per address);
 //! - [`torrent`]: the coordinator that ties them together.
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
 
+pub mod admission;
 pub mod buffers;
 pub mod choke;
 pub mod extensions;
