@@ -71,7 +71,10 @@ fn seeder(dir: &std::path::Path, payload: &[u8]) -> (Metainfo, Arc<Shared>) {
 }
 
 async fn next(peer: &mut Framed<DuplexStream, MessageCodec>) -> Message {
-    peer.next().await.expect("session open").expect("well-formed")
+    peer.next()
+        .await
+        .expect("session open")
+        .expect("well-formed")
 }
 
 #[tokio::test]
