@@ -1,6 +1,7 @@
 //! How a session starts and ends: dialling, the handshake (by its
 //! deadline), registering the peer with `shared` and unregistering it, and
-//! what the coordinator learns when the session ends.
+//! what the coordinator learns when the session ends. An accepted
+//! connection arrives here handshaken already (`bt::listener`).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -41,12 +42,16 @@ pub async fn outgoing(shared: Arc<Shared>, addr: SocketAddr) -> SessionEnd {
     finish(addr, Some(addr), result)
 }
 
-/// Runs the session of an accepted TCP connection.
-pub async fn incoming(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> SessionEnd {
-    if let Err(e) = stream.set_nodelay(true) {
-        return finish(addr, None, Err(e.into()));
-    }
-    over(shared, stream, addr, false).await
+/// Runs the session of an accepted connection whose handshake is in
+/// (`bt::listener` accepted it and read `theirs`, and answered it).
+pub async fn incoming(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    theirs: Handshake,
+) -> SessionEnd {
+    let result = serve(&shared, stream, addr, false, theirs).await;
+    finish(addr, None, result)
 }
 
 /// Runs a session over any stream to the peer at `addr`, which we dialled
