@@ -49,10 +49,10 @@ fn handshake_answered(addr: SocketAddr, info_hash: InfoHash) -> bool {
 fn out_of_descriptors_the_listener_backs_off_and_recovers() {
     let fixture = Fixture::new("1M", 64 * 1024, &[]);
     // A seeder allowed 64 descriptors: the flood below exhausts them. Its
-    // --max-peers is above the flood, so it keeps every connection it
-    // accepts (with the default 50 it would close the rest at once, and
-    // whether 50 sessions exhaust 64 descriptors would depend on how many
-    // the process already holds).
+    // --max-peers and --max-per-ip are above the flood (which comes from
+    // 127.0.0.1 alone), so it keeps the connections it accepts: 64 in their
+    // handshake (the cap, after which each new one replaces the oldest)
+    // plus the descriptors the process holds anyway.
     let mut seeder = PeerProcess::start(
         Command::new("sh")
             .arg("-c")
@@ -62,7 +62,7 @@ fn out_of_descriptors_the_listener_backs_off_and_recovers() {
             .arg(&fixture.torrent)
             .arg("--data")
             .arg(&fixture.data)
-            .args(["--port", "0", "--max-peers", "500"]),
+            .args(["--port", "0", "--max-peers", "500", "--max-per-ip", "500"]),
     );
     let addr: SocketAddr = wait_for("the seeder to announce", Duration::from_secs(20), || {
         let swarm = fixture.tracker.swarm(&fixture.info_hash)?;

@@ -43,8 +43,14 @@ class LocalHost:
             return None
 
 
+# Every host's peer connects from 127.0.0.1, so a peer's --max-per-ip (3 by
+# default, meant for distinct hosts) would refuse all but three of the others.
+ONE_ADDRESS_FOR_ALL = ["--max-per-ip", "10000"]
+
+
 class RateLimits:
-    """The flags that make `peer` behave as if behind links of `rate` each."""
+    """The flags that make `peer` behave as if behind links of `rate` each,
+    and as if every host had an address of its own."""
 
     def __init__(self, rate: str):
         self.rate = rate
@@ -56,10 +62,10 @@ class RateLimits:
         return ["--max-download-rate", self.rate]
 
     def seed(self) -> List[str]:
-        return ["--max-upload-rate", self.rate]
+        return ["--max-upload-rate", self.rate] + ONE_ADDRESS_FOR_ALL
 
     def download(self) -> List[str]:
-        return ["--max-upload-rate", self.rate, "--max-download-rate", self.rate]
+        return ["--max-upload-rate", self.rate, "--max-download-rate", self.rate] + ONE_ADDRESS_FOR_ALL
 
 
 class LocalEnvironment:

@@ -9,7 +9,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import experiment  # noqa: E402
-from study import trial  # noqa: E402
+from study import local, net, trial  # noqa: E402
 
 
 class FakeHost:
@@ -171,3 +171,16 @@ class LocalRefusesDelayAndLoss(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OneAddressForAll(unittest.TestCase):
+    """On one machine every peer connects from 127.0.0.1: seeders and
+    downloaders lift --max-per-ip there, and only there."""
+
+    def test_local_peers_lift_the_per_address_limit_and_mininet_peers_keep_it(self):
+        limits = local.RateLimits("100mbit")
+        for argv in (limits.seed(), limits.download()):
+            self.assertEqual(argv[argv.index("--max-per-ip") + 1], "10000")
+        self.assertNotIn("--max-per-ip", limits.serve() + limits.fetch())
+        mininet = net.NoLimits()
+        self.assertNotIn("--max-per-ip", mininet.seed() + mininet.download())

@@ -19,14 +19,19 @@
 //! - [`shared`]: the state sessions and the coordinator share, and its lock;
 //! - [`workers`]: the threads that hash and write complete pieces, and
 //!   [`verdict`], what becomes of each (announce, refetch and blame, stop);
+//! - [`listener`]: the listening socket, which hands the coordinator only
+//!   peers whose handshake is in, within [`admission`]'s limits (pure: the
+//!   handshakes in progress, connections per address);
 //! - [`torrent`]: the coordinator that ties them together.
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
 
+pub mod admission;
 pub mod buffers;
 pub mod choke;
 pub mod extensions;
 pub mod fast;
+pub mod listener;
 pub mod magnet;
 pub mod metadata;
 pub mod peer_state;

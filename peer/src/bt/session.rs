@@ -9,7 +9,8 @@
 //! on writing, so two peers uploading to each other cannot deadlock on full
 //! socket buffers. The peer's requests wait in a bounded `UploadQueue`
 //! (`uploads`, with the writer task); a peer that queues more than
-//! [`MAX_QUEUED_REQUESTS`] is dropped.
+//! [`MAX_QUEUED_REQUESTS`] is dropped. How a session starts (dialling, the
+//! handshake, registering) and ends is in `start`.
 //!
 //! Anything malformed from the peer (see `common::wire`) ends this session
 //! only, with the reason logged; the torrent goes on.
@@ -22,16 +23,18 @@ use std::{
 
 use common::{
     bitfield::Bitfield,
-    wire::{BlockRef, Handshake, Message, MessageCodec, WireError},
+    wire::{BlockRef, Message, MessageCodec, WireError},
 };
 use futures::StreamExt;
 use tokio::{
-    net::TcpStream,
     sync::mpsc,
     time::{sleep_until, timeout, Instant},
 };
 use tokio_util::codec::FramedRead;
-use tracing::{debug, info};
+use tracing::info;
+
+mod start;
+pub use start::{incoming, our_handshake, outgoing, over, SessionEnd};
 
 use super::{
     extensions::{ExtensionFault, Handled, PeerExtensions},
@@ -40,7 +43,7 @@ use super::{
     pex::PEX_INTERVAL,
     picker::PeerKey,
     shared::{Command, Refusal, Shared},
-    transport::{self, Transport, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT},
+    transport::{HandshakeError, Transport},
     uploads::{write_loop, UploadQueue},
 };
 
@@ -75,100 +78,13 @@ impl From<std::io::Error> for SessionError {
     }
 }
 
-/// How a session ended, for the coordinator's bookkeeping.
-pub struct SessionEnd {
-    /// The address we dialled, for outgoing sessions.
-    pub dialed: Option<SocketAddr>,
-    pub was_ourselves: bool,
-}
-
-/// Dials `addr` and runs the session.
-pub async fn outgoing(shared: Arc<Shared>, addr: SocketAddr) -> SessionEnd {
-    let result = async {
-        let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| SessionError::Timeout("connect"))??;
-        stream.set_nodelay(true)?;
-        run(&shared, stream, addr, true).await
+impl From<HandshakeError> for SessionError {
+    fn from(e: HandshakeError) -> Self {
+        match e {
+            HandshakeError::Wire(e) => SessionError::Wire(e),
+            HandshakeError::Deadline => SessionError::Timeout("handshake"),
+        }
     }
-    .await;
-    finish(addr, Some(addr), result)
-}
-
-/// Runs the session of an accepted TCP connection.
-pub async fn incoming(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> SessionEnd {
-    if let Err(e) = stream.set_nodelay(true) {
-        return finish(addr, None, Err(e.into()));
-    }
-    over(shared, stream, addr, false).await
-}
-
-/// Runs a session over any stream to the peer at `addr`, which we dialled
-/// or which dialled us: the handshake (initiator first), then messages
-/// until either side closes.
-pub async fn over<T: Transport>(
-    shared: Arc<Shared>,
-    stream: T,
-    addr: SocketAddr,
-    dialed: bool,
-) -> SessionEnd {
-    let result = run(&shared, stream, addr, dialed).await;
-    finish(addr, dialed.then_some(addr), result)
-}
-
-fn finish(
-    addr: SocketAddr,
-    dialed: Option<SocketAddr>,
-    result: Result<(), SessionError>,
-) -> SessionEnd {
-    let was_ourselves = matches!(result, Err(SessionError::Refused(Refusal::Ourselves)));
-    match result {
-        Ok(()) => debug!(%addr, "connection closed"),
-        Err(error) => debug!(%addr, %error, "connection ended"),
-    }
-    SessionEnd {
-        dialed,
-        was_ourselves,
-    }
-}
-
-async fn run<T: Transport>(
-    shared: &Arc<Shared>,
-    mut stream: T,
-    addr: SocketAddr,
-    dialed: bool,
-) -> Result<(), SessionError> {
-    // We speak the extension protocol (BEP 10), to serve metadata, and the
-    // fast extension (BEP 6).
-    let handshake = Handshake::new(shared.info_hash, shared.our_id)
-        .with_extensions(true)
-        .with_fast(true);
-    let theirs = timeout(
-        HANDSHAKE_TIMEOUT,
-        transport::handshake(&mut stream, &handshake, dialed),
-    )
-    .await
-    .map_err(|_| SessionError::Timeout("handshake"))??;
-    let (key, commands) = shared.register(addr, theirs.peer_id, dialed)?;
-    // A plaintext handshake (we speak no other), for logs and interop tests.
-    debug!(
-        %addr,
-        dialed,
-        peer_id = ?theirs.peer_id,
-        fast = handshake.supports_fast() && theirs.supports_fast(),
-        extensions = handshake.supports_extensions() && theirs.supports_extensions(),
-        "handshake complete"
-    );
-    let mut session = Session::new(shared.clone(), key);
-    if handshake.supports_extensions() && theirs.supports_extensions() {
-        session.extensions = Some((PeerExtensions::default(), addr));
-    }
-    // The fast extension (BEP 6), when both sides set its bit.
-    let fast = handshake.supports_fast() && theirs.supports_fast();
-    session.fast = fast.then(|| FastPeer::new(shared, addr));
-    let result = session.run(stream, commands).await;
-    shared.unregister(key, &session.peer.has);
-    result
 }
 
 struct Session {

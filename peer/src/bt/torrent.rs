@@ -1,11 +1,12 @@
 //! The coordinator of one torrent: it accepts and dials peers, runs the
 //! tracker announces and the choking rounds, and ends the run.
 //!
-//! Tasks: the coordinator loop (this module), one task per peer session
+//! Tasks: the coordinator loop (this module), one task per accepted
+//! connection in its handshake (`listener`), one task per peer session
 //! (`session`), a writer task inside each session, the tracker task, and
 //! blocking jobs that hash pieces. All stop on the shared cancellation
-//! token; the loop then waits for the sessions (at most a few seconds) and
-//! the tracker task announces `stopped`.
+//! token; the loop then closes the listener, waits for the sessions (at most
+//! a few seconds) and the tracker task announces `stopped`.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -21,11 +22,11 @@ use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::accept_backoff::AcceptBackoff;
-
 use super::{
+    admission,
     choke::{Candidate, Choker},
     extensions::Offered,
+    listener::Listener,
     session::{self, SessionEnd},
     shared::{Limits, Shared},
     storage::Storage,
@@ -45,7 +46,11 @@ const FIRST_ANNOUNCE_TRIES: u32 = 3;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub port: u16,
+    /// Registered sessions at once; connections still in their handshake
+    /// do not count (they have `admission`'s limits).
     pub max_peers: usize,
+    /// The listener's limits: handshakes in progress, connections per address.
+    pub admission: admission::Limits,
     pub upload_rate: Option<u64>,
     pub download_rate: Option<u64>,
     /// Keep seeding after the download completes (until cancelled).
@@ -179,6 +184,11 @@ pub async fn run(
     )
     .map_err(TorrentError::Threads)?;
     let start_have = meta.info.total_length - shared.left();
+    let mut listener = Listener::new(
+        listener,
+        session::our_handshake(&shared),
+        settings.admission,
+    );
     info!(port, "listening for peers");
 
     let _ = peers_tx.try_send(settings.peers.clone());
@@ -217,25 +227,16 @@ pub async fn run(
     let mut complete = shared.complete.subscribe();
     let mut summary = None;
     let mut on_complete = Some(on_complete);
-    let mut accept_backoff = AcceptBackoff::default();
-    let mut accept_paused: Option<tokio::time::Instant> = None;
 
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept(), if accept_paused.is_none() => match accepted {
-                Ok((stream, addr)) => {
-                    accept_backoff.succeeded();
-                    if sessions.len() < settings.max_peers {
-                        let span = tracing::debug_span!("peer", %addr);
-                        sessions.spawn(session::incoming(shared.clone(), stream, addr).instrument(span));
-                    }
-                }
-                // Out of descriptors, say: pause accepting, not the loop.
-                Err(e) => accept_paused = Some(tokio::time::Instant::now() + accept_backoff.failed(&e)),
-            },
-            _ = tokio::time::sleep_until(accept_paused.unwrap_or_else(tokio::time::Instant::now)), if accept_paused.is_some() => {
-                accept_paused = None;
+            // Only peers whose handshake is in; `shared::register` then
+            // holds them to --max-peers.
+            peer = listener.next() => {
+                let span = tracing::debug_span!("peer", addr = %peer.addr);
+                let session = session::incoming(shared.clone(), peer.stream, peer.addr, peer.theirs);
+                listener.started(sessions.spawn(session.instrument(span)).id(), peer.ticket);
             }
             Some(found) = peers_rx.recv() => {
                 debug!(peers = found.len(), "peers from the tracker");
@@ -244,8 +245,12 @@ pub async fn run(
                 dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers);
             }
             _ = redial_tick.tick() => dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers),
-            Some(ended) = sessions.join_next() => {
-                if let Ok(end) = ended {
+            Some(ended) = sessions.join_next_with_id() => {
+                listener.ended(match &ended {
+                    Ok((id, _)) => *id,
+                    Err(error) => error.id(),
+                });
+                if let Ok((_, end)) = ended {
                     if let Some(addr) = end.dialed {
                         dialing.remove(&addr);
                         if end.was_ourselves {
@@ -276,6 +281,8 @@ pub async fn run(
     }
 
     shutdown.cancel();
+    // No more peers: the listening socket and the handshakes in progress close.
+    drop(listener);
     // Sessions see the token and close; give them a moment, then drop them.
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while sessions.join_next().await.is_some() {}

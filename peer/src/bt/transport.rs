@@ -4,7 +4,7 @@
 //! split in two halves. TCP splits for free; any other stream (an encrypted
 //! one, uTP, an in-memory pipe in a test) is wrapped in [`Stream`] and split
 //! with tokio's lock. The BitTorrent handshake, the first thing said on any
-//! of them, is exchanged here too.
+//! of them, is exchanged here too, by a deadline.
 
 use std::time::Duration;
 
@@ -15,10 +15,37 @@ use tokio::{
         tcp::{OwnedReadHalf, OwnedWriteHalf},
         TcpStream,
     },
+    time::{timeout_at, Instant},
 };
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The time a peer has to complete its handshake: libtorrent's
+/// `handshake_timeout`. For an accepted connection it counts from accept
+/// (`bt::listener`), so a peer that sends nothing at all, or a few bytes and
+/// stops, is closed by then; for a dialled one, from the connect.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    #[error("no handshake by the deadline")]
+    Deadline,
+}
+
+/// [`handshake`], given up at `deadline`.
+pub async fn handshake_by<S: AsyncRead + AsyncWrite + Unpin>(
+    deadline: Instant,
+    stream: &mut S,
+    ours: &Handshake,
+    dialed: bool,
+) -> Result<Handshake, HandshakeError> {
+    match timeout_at(deadline, handshake(stream, ours, dialed)).await {
+        Ok(exchanged) => Ok(exchanged?),
+        Err(_) => Err(HandshakeError::Deadline),
+    }
+}
 
 /// Exchanges handshakes on `stream` and returns the peer's, which must be
 /// for our torrent (`ours.info_hash`).
@@ -31,7 +58,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Transmission would take our handshake as a plaintext reply, see the close
 /// as a failure, and never connect (`integration/tests/peer_interop_dialled.rs`).
 /// A foreign or encrypted handshake is refused as soon as its first bytes
-/// show it. No time limit here: callers put [`HANDSHAKE_TIMEOUT`] around it.
+/// show it. No time limit here: [`handshake_by`] puts one around it.
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     ours: &Handshake,

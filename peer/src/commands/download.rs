@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{load_torrent, magnet_source};
 use peer::{
     bt::{
+        admission,
         storage::{Storage, StorageError},
         torrent::{self, Settings, Summary, TorrentError},
     },
@@ -28,9 +29,14 @@ pub struct PeerOptions {
     /// Port to accept peers on (0: any free port).
     #[arg(long, default_value_t = 6881)]
     port: u16,
-    /// Most peers connected at once.
+    /// Most peers connected at once (connections still in their handshake
+    /// do not count).
     #[arg(long, default_value_t = 50)]
     max_peers: usize,
+    /// Most connections accepted from one IP address (an IPv6 /64) at once.
+    /// Peers on one machine, as in tests on loopback, need more.
+    #[arg(long, value_name = "N", default_value_t = admission::MAX_PER_IP)]
+    max_per_ip: usize,
     /// Upload limit for the whole process, bytes/s (`10M`) or bits/s (`100mbit`).
     #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
     max_upload_rate: Option<u64>,
@@ -162,6 +168,10 @@ fn settings(
         pex: !options.no_pex,
         port: options.port,
         max_peers: options.max_peers.max(1),
+        admission: admission::Limits {
+            handshakes: admission::MAX_HANDSHAKES,
+            per_ip: options.max_per_ip.max(1),
+        },
         upload_rate: options.max_upload_rate,
         download_rate,
         keep_seeding,
