@@ -359,18 +359,26 @@ fn reply(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, Vec<u8>> 
 }
 
 #[test]
-fn serve_max_connections_makes_the_next_client_wait_for_a_free_slot() {
+fn serve_max_connections_makes_the_next_client_wait_for_a_busy_slot() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x"), BODY).unwrap();
+    // Far more than the socket buffers hold: a client that stops reading
+    // keeps its connection busy sending.
+    let big = std::fs::File::create(dir.path().join("big")).unwrap();
+    big.set_len(256 << 20).unwrap();
     // With two slots, a second client is served while the first holds its
-    // connection (the control); with one, it waits until the first leaves.
+    // connection busy (the control); with one, it waits until the first
+    // leaves: a connection sending a reply is never evicted.
     for slots in [2, 1] {
         let (_server, addr) = serve(dir.path(), &["--max-connections", &slots.to_string()]);
         let mut first = TcpStream::connect(addr).unwrap();
-        first.write_all(REQUEST).unwrap();
-        let answer = reply(&mut first, Duration::from_secs(10)).expect("the first is served");
-        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
-        // The first keeps its connection open (keep-alive) and so its slot.
+        first
+            .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        first.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200", "the first is being served");
+        // It reads no more: the server's send blocks and the slot stays busy.
         let mut second = TcpStream::connect(addr).unwrap();
         second.write_all(REQUEST).unwrap();
         // The control may take its time; the refusal is watched for 1.5 s.
@@ -388,4 +396,25 @@ fn serve_max_connections_makes_the_next_client_wait_for_a_free_slot() {
             "the waiting client is served once the slot frees: {late:?}"
         );
     }
+}
+
+#[test]
+fn serve_gives_an_idle_keep_alive_slot_to_a_new_client() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x"), BODY).unwrap();
+    let (_server, addr) = serve(dir.path(), &["--max-connections", "1"]);
+    let mut first = TcpStream::connect(addr).unwrap();
+    first.write_all(REQUEST).unwrap();
+    assert!(reply(&mut first, Duration::from_secs(10)).is_ok());
+    // The first keeps its connection open but idle: with every slot taken,
+    // the connection that has waited longest for a request head makes room.
+    let mut second = TcpStream::connect(addr).unwrap();
+    second.write_all(REQUEST).unwrap();
+    let answer = reply(&mut second, Duration::from_secs(5));
+    assert!(
+        answer
+            .as_ref()
+            .is_ok_and(|r| r.starts_with(b"HTTP/1.1 200")),
+        "the newcomer is served at once: {answer:?}"
+    );
 }
