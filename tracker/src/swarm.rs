@@ -252,6 +252,17 @@ impl Swarms {
         self.peer_count.load(Ordering::Relaxed)
     }
 
+    /// Counts one more stored peer unless `max_peers` are stored: one atomic
+    /// step, so two announces on different shards (other threads, or HTTP
+    /// and UDP) cannot both take the last place.
+    fn take_peer_slot(&self) -> bool {
+        self.peer_count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_peers).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Records an announce and answers it with peers of any family.
     pub fn announce<R: Rng>(
         &self,
@@ -314,10 +325,16 @@ impl Swarms {
                 index
             }
             None => {
-                if self.peer_count() >= self.max_peers {
+                if !self.take_peer_slot() {
+                    // A swarm made for this announce alone would stay, empty,
+                    // until the next sweep: a flood of new info-hashes on a
+                    // full tracker would grow the store between sweeps
+                    // without bound. So a refusal leaves nothing behind.
+                    if swarm.peers.is_empty() {
+                        shard.remove(&a.info_hash);
+                    }
                     return Err(SwarmError::Full);
                 }
-                self.peer_count.fetch_add(1, Ordering::Relaxed);
                 swarm.seeders += u32::from(fresh.is_seeder());
                 swarm.peers.insert_full(a.peer_id, fresh).0
             }
@@ -600,5 +617,62 @@ mod tests {
         assert!(swarms
             .announce(&announce(1, 5, AnnounceEvent::None), 1, &mut rng())
             .is_ok());
+    }
+
+    fn swarm_count(swarms: &Swarms) -> usize {
+        let mut count = 0;
+        swarms.for_each(|_, _| count += 1);
+        count
+    }
+
+    #[test]
+    fn a_refused_peer_leaves_no_swarm_behind() {
+        let swarms = Swarms::new(1);
+        swarms
+            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
+            .unwrap();
+        for n in 0..=255u8 {
+            let new_torrent = Announce {
+                info_hash: InfoHash([n; 20]),
+                ..announce(2, 10, AnnounceEvent::Started)
+            };
+            let refused = swarms.announce(&new_torrent, 0, &mut rng());
+            if n != 1 {
+                assert_eq!(refused, Err(SwarmError::Full));
+                assert_eq!(swarms.scrape(&new_torrent.info_hash), None);
+            }
+        }
+        assert_eq!(swarm_count(&swarms), 1);
+        assert_eq!(swarms.peer_count(), 1);
+    }
+
+    #[test]
+    fn new_peers_on_many_threads_fill_the_store_exactly_to_the_limit() {
+        const LIMIT: usize = 100;
+        let swarms = Swarms::new(LIMIT);
+        std::thread::scope(|scope| {
+            for thread in 0..4u8 {
+                let swarms = &swarms;
+                scope.spawn(move || {
+                    for n in 0..500u16 {
+                        // Every thread on shards of its own: no lock in common.
+                        let mut hash = [thread; 20];
+                        hash[1..3].copy_from_slice(&n.to_be_bytes());
+                        let mut id = [thread; 20];
+                        id[1..3].copy_from_slice(&n.to_be_bytes());
+                        let a = Announce {
+                            info_hash: InfoHash(hash),
+                            peer_id: PeerId(id),
+                            ..announce(0, 10, AnnounceEvent::Started)
+                        };
+                        let _ = swarms.announce(&a, 0, &mut rng());
+                    }
+                });
+            }
+        });
+        let mut stored = 0;
+        swarms.for_each(|_, swarm| stored += swarm.peers.len());
+        assert_eq!((swarms.peer_count(), stored), (LIMIT, LIMIT));
+        assert_eq!(swarm_count(&swarms), LIMIT);
     }
 }
