@@ -15,14 +15,15 @@
 #              nothing: the protocol's handshake (HTTP head, BitTorrent handshake)
 #              never begins
 #   storm      connections opened and closed, no byte sent, as fast as one core
-#              (one Python process) can, for as long as the honest client runs
+#              (one Python process) can, for STORM_SECONDS (10)
 #   idle again the idle attack once more, last: the first attack on a fresh server
 #              also pays for the first use of its allocator's arenas and buffers,
 #              so RSS that grows in the first row and holds after is no leak; a
 #              leak grows again here
 #   flood      tracker only: announces from FLOOD_SOURCES (1,000) source addresses,
 #              each one peer over HTTP and another over UDP, announcing again and
-#              again as fast as one core can (2,000 peers stored: about 200 KB)
+#              again as fast as one core can for STORM_SECONDS (2,000 peers stored:
+#              about 200 KB)
 #
 # The attackers are integration/bench/hostile.py; their connections come from
 # 127.0.1.1 on (two per address for idle and half-open), so a per-address limit
@@ -31,7 +32,8 @@
 # by PID. nginx is Debian's with Debian's default nginx.conf limits
 # (worker_processes auto, worker_connections 768, client_header_timeout 60 s).
 #
-# Per row: the honest client's slowest of RUNS tries under the attack, its
+# Per row: the honest client's slowest of RUNS tries under the attack (spread
+# over the storm's and the flood's time), its
 # unloaded time (median of RUNS after a warm-up), the ratio, the target (slowest
 # <= 2 x unloaded + 1 s, every try succeeded), the server's RSS before the
 # attack and 2 s after it ended (its workers' included; target: after within
@@ -40,13 +42,14 @@
 #
 # Usage: integration/bench/hostile-load.sh   (wrap it in `flock /tmp/cpu.lock` on a shared machine)
 #   SERVERS="serve nginx seed tracker"   which servers (default: all)
-#   IDLE=5000 HALF_OPEN=2000 FLOOD_SOURCES=1000 RUNS=3
+#   IDLE=5000 HALF_OPEN=2000 FLOOD_SOURCES=1000 STORM_SECONDS=10 RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 servers=" ${SERVERS:-serve nginx seed tracker} "
 idle_count=${IDLE:-5000}
 half_open_count=${HALF_OPEN:-2000}
 flood_sources=${FLOOD_SOURCES:-1000}
+storm_seconds=${STORM_SECONDS:-10}
 runs=${RUNS:-3}
 honest_limit=20 # seconds an honest client may take before it counts as failed
 
@@ -163,17 +166,24 @@ attack() {
   python3 "$hostile" "$kind" "$target" "$@" >"$out" 2>"$tmp/attack.err" &
   attacker=$!
   pids+=("$attacker")
+  local timed=no gap=0
   case $kind in
     idle | half-open)
       # Opening is bounded by the attacker's own --budget.
       for _ in $(seq 600); do [ -s "$out" ] && break; sleep 0.1; done ;;
-    *) sleep 1 ;; # let the storm or flood get going
+    *)
+      # A storm or flood runs its fixed time; the tries are spread over it.
+      timed=yes
+      gap=$(awk -v s="$storm_seconds" -v r="$runs" 'BEGIN { printf "%.2f", (s - 2) / r }')
+      sleep 1 ;;
   esac
   for i in $(seq "$runs"); do
     "${honest_cmd[@]}" || failures=$((failures + 1))
     worst=$(awk -v a="$worst" -v b="$took" 'BEGIN { print (b > a ? b : a) }')
+    if [ "$timed" = yes ] && [ "$i" -lt "$runs" ]; then sleep "$gap"; fi
   done
-  kill -TERM "$attacker" 2>/dev/null || true
+  # A storm or flood stops by itself (--seconds); the others are told to.
+  if [ "$timed" = no ]; then kill -TERM "$attacker" 2>/dev/null || true; fi
   wait "$attacker" || true
   forget "$attacker"
   load=$(python3 -c 'import json,sys; print(json.dumps([json.loads(l) for l in sys.stdin if l.strip()]))' <"$out")
@@ -189,7 +199,7 @@ common_attacks() { # SERVER PID TARGET UNLOADED PAYLOAD
   local idle=(idle --count "$idle_count" --payload "$5" --block 1 --budget 20 --hold 120)
   attack "$1" "$2" "$3" "$4" idle "${idle[@]}"
   attack "$1" "$2" "$3" "$4" half-open half-open --count "$half_open_count" --block 1 --budget 20 --hold 120
-  attack "$1" "$2" "$3" "$4" storm storm --block 1 --seconds 60
+  attack "$1" "$2" "$3" "$4" storm storm --block 1 --seconds "$storm_seconds"
   attack "$1" "$2" "$3" "$4" "idle again" "${idle[@]}"
 }
 
@@ -288,7 +298,7 @@ if wants tracker; then
   unloaded=$(unloaded_time)
   common_attacks tracker "$tracker_pid" "$addr" "$unloaded" announce
   attack tracker "$tracker_pid" "$addr" "$unloaded" flood flood --sources "$flood_sources" --block 1 \
-    --udp-port "$udp_port" --seconds 60
+    --udp-port "$udp_port" --seconds "$storm_seconds"
 fi
 
 python3 - "$results" "$runs" <<'PY'
