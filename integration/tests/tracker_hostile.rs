@@ -4,6 +4,8 @@
 //!
 //! - 500 idle connections, each holding part of a request head: they wait in
 //!   hyper for the 10 s header timeout while the accept loop goes on.
+//! - 1,500 of them against a tracker started under a soft limit of 1,024
+//!   open files, as a login shell sets it: the tracker raises it itself.
 //! - An announce flood over HTTP and UDP from 1,250 loopback addresses
 //!   (127.0.1.1 to 127.0.5.250), every announce a new peer, twice as many as
 //!   `--max-peers`: the store fills to the limit and no further, refused
@@ -14,6 +16,7 @@
 use std::{
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket},
+    process::Command,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -28,7 +31,7 @@ use common::{
     },
     InfoHash, PeerId,
 };
-use integration::net::Tracker;
+use integration::{net::Tracker, workspace_bin};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// The honest client's swarm; the flood joins it too.
@@ -172,6 +175,73 @@ fn an_announce_is_answered_beside_500_idle_partial_requests() {
     assert!(
         after <= bound,
         "after the attack the announce took {after:.2?}"
+    );
+}
+
+#[test]
+fn idle_connections_past_a_soft_descriptor_limit_of_1024_do_not_lock_announces_out() {
+    /// More idle connections than a soft limit of 1,024 descriptors allows.
+    const IDLE: usize = 1500;
+    const ATTACK_BUDGET: Duration = Duration::from_secs(15);
+    const PARTIAL: &[u8] = b"GET /announce?info_hash=%42%42";
+
+    // The soft limit of a login shell; the hard one stays, as there. A
+    // tracker that kept 1,024 served about a thousand idle connections, and
+    // every announce after them waited for the 10 s header timeout.
+    let hard: usize = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "ulimit -H -n"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .ok()
+    .and_then(|s| s.trim().parse().ok())
+    .unwrap_or(usize::MAX);
+    assert!(
+        hard >= 4 * IDLE,
+        "this test needs a hard open-file limit of at least {} (it is {hard})",
+        4 * IDLE
+    );
+    let tracker = Tracker::start_command(
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -S -n 1024 && exec "$0" --listen 127.0.0.1:0"#)
+            .arg(workspace_bin("tracker")),
+    );
+    let pid = tracker.process.0.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    eprintln!("{open_files}");
+
+    let (unloaded, bound) = unloaded_and_bound(&tracker);
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(IDLE);
+    while idle.len() < IDLE && started.elapsed() < ATTACK_BUDGET {
+        let mut stream = connect(None, tracker.addr).expect("the kernel accepts");
+        stream.write_all(PARTIAL).expect("the kernel buffers");
+        idle.push(stream);
+    }
+    assert_eq!(
+        idle.len(),
+        IDLE,
+        "idle connections opened in {ATTACK_BUDGET:?}"
+    );
+    let announced = Instant::now();
+    let reply = http_announce(
+        None,
+        tracker.addr,
+        &request(HONEST_SWARM, HONEST, 6881, AnnounceEvent::None),
+    );
+    let loaded = announced.elapsed();
+    eprintln!("announce: {unloaded:.2?} idle, {loaded:.2?} beside {IDLE} partial requests");
+    assert!(
+        matches!(reply, Ok(Ok(_))) && loaded <= bound,
+        "beside {IDLE} idle connections under a soft limit of 1,024 descriptors the announce \
+         got {reply:?} after {loaded:.2?}; {unloaded:.2?} unloaded, bound {bound:.2?}"
     );
 }
 
