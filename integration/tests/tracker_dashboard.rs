@@ -377,7 +377,7 @@ fn announce_udp(
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let mut exchange = |request: udp::Request| {
+    let exchange = |request: udp::Request| {
         let mut packet = Vec::new();
         request.encode(&mut packet);
         socket.send(&packet).unwrap();

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    tracker::server::raise_descriptor_limit(threads);
     let mut listeners = match tracker::server::bind(args.listen, threads) {
         Ok(listeners) => listeners.into_iter(),
         Err(e) => {

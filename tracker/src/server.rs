@@ -50,7 +50,7 @@ use tokio::{
     sync::{watch, OwnedSemaphorePermit, Semaphore},
 };
 use tower::ServiceExt;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{app, fast, AppState};
 
@@ -122,6 +122,47 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListe
     }
     Ok(listeners)
 }
+
+/// Raises the soft limit on open descriptors (`RLIMIT_NOFILE`) towards what
+/// `threads` accept loops may hold, [`MAX_CONNECTIONS`] each, as far as the
+/// hard limit allows; warns once when that is still short. A shell's soft
+/// limit is often 1,024 while the hard one is far higher: left there, 1,024
+/// idle connections took every descriptor, and honest announces waited in
+/// the backlog until the header timeout closed some (5,000 idle partial
+/// requests held an announce 8 s).
+#[cfg(unix)]
+pub fn raise_descriptor_limit(threads: usize) {
+    let wanted = (threads.max(1) * MAX_CONNECTIONS + 256) as libc::rlim_t;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write the one struct they are
+    // given, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    if limit.rlim_cur < wanted {
+        warn!(
+            limit = limit.rlim_cur,
+            wanted,
+            "open-file limit below the connection limit: idle connections can lock announces out"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+pub fn raise_descriptor_limit(_threads: usize) {}
 
 /// The accept loop alone, without the sweeper: [`serve`] runs one, and a
 /// server with an accept loop per thread runs this on the others.

@@ -252,6 +252,17 @@ impl Swarms {
         self.peer_count.load(Ordering::Relaxed)
     }
 
+    /// Counts one more stored peer unless `max_peers` are stored: one atomic
+    /// step, so two announces on different shards (other threads, or HTTP
+    /// and UDP) cannot both take the last place.
+    fn take_peer_slot(&self) -> bool {
+        self.peer_count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_peers).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Records an announce and answers it with peers of any family.
     pub fn announce<R: Rng>(
         &self,
@@ -314,10 +325,16 @@ impl Swarms {
                 index
             }
             None => {
-                if self.peer_count() >= self.max_peers {
+                if !self.take_peer_slot() {
+                    // A swarm made for this announce alone would stay, empty,
+                    // until the next sweep: a flood of new info-hashes on a
+                    // full tracker would grow the store between sweeps
+                    // without bound. So a refusal leaves nothing behind.
+                    if swarm.peers.is_empty() {
+                        shard.remove(&a.info_hash);
+                    }
                     return Err(SwarmError::Full);
                 }
-                self.peer_count.fetch_add(1, Ordering::Relaxed);
                 swarm.seeders += u32::from(fresh.is_seeder());
                 swarm.peers.insert_full(a.peer_id, fresh).0
             }
@@ -380,225 +397,4 @@ impl Swarms {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{rngs::StdRng, SeedableRng};
-
-    fn announce(id: u8, left: u64, event: AnnounceEvent) -> Announce {
-        Announce {
-            info_hash: InfoHash([1; 20]),
-            peer_id: PeerId([id; 20]),
-            addr: SocketAddr::from(([10, 0, 0, id], 6881)),
-            uploaded: 0,
-            downloaded: 0,
-            left,
-            event,
-            numwant: 50,
-        }
-    }
-
-    fn rng() -> StdRng {
-        StdRng::seed_from_u64(7)
-    }
-
-    #[test]
-    fn samples_are_distinct_in_range_and_cover_every_index() {
-        let mut rng = rng();
-        let mut seen = vec![0u32; 1000];
-        for (len, amount) in [(1000, 50), (1000, 400), (10, 10), (10, 50), (0, 5)] {
-            for _ in 0..200 {
-                let sample = sample_distinct(&mut rng, len, amount);
-                assert_eq!(sample.len(), amount.min(len));
-                let mut sorted = sample.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                assert_eq!(sorted.len(), sample.len(), "distinct");
-                for i in sample {
-                    assert!(i < len);
-                    if len == 1000 && amount == 50 {
-                        seen[i] += 1;
-                    }
-                }
-            }
-        }
-        // 200 draws of 50 from 1000: each index is expected 10 times.
-        assert!(seen.iter().all(|&n| n > 0), "every index can be chosen");
-    }
-
-    #[test]
-    fn a_stored_peer_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Peer>(), 48);
-    }
-
-    #[test]
-    fn peers_see_each_other_but_never_themselves() {
-        let swarms = Swarms::new(100);
-        let first = swarms
-            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        assert!(first.peers.is_empty());
-        let second = swarms
-            .announce(&announce(2, 10, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        assert_eq!(second.peers.len(), 1);
-        assert_eq!(
-            second.peers[0].addr,
-            SocketAddr::from(([10, 0, 0, 1], 6881))
-        );
-        assert_eq!(
-            second.stats,
-            ScrapeStats {
-                complete: 0,
-                downloaded: 0,
-                incomplete: 2
-            }
-        );
-    }
-
-    #[test]
-    fn a_first_announce_with_nothing_left_or_downloaded_gets_seeders_too() {
-        let swarms = Swarms::new(100);
-        for id in 1..=3 {
-            swarms
-                .announce(&announce(id, 0, AnnounceEvent::Started), 0, &mut rng())
-                .unwrap();
-        }
-        // aria2c with a magnet link: left=0, downloaded=0, event=started.
-        let magnet = swarms
-            .announce(&announce(7, 0, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        assert_eq!(magnet.peers.len(), 3);
-        let later = swarms
-            .announce(&announce(7, 0, AnnounceEvent::None), 1, &mut rng())
-            .unwrap();
-        assert!(
-            later.peers.is_empty(),
-            "a seeder's regular announce gets no seeders"
-        );
-    }
-
-    #[test]
-    fn a_seeder_gets_no_seeders() {
-        let swarms = Swarms::new(100);
-        for id in 1..=3 {
-            swarms
-                .announce(&announce(id, 0, AnnounceEvent::Started), 0, &mut rng())
-                .unwrap();
-        }
-        swarms
-            .announce(&announce(9, 5, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        let seeder = swarms
-            .announce(&announce(1, 0, AnnounceEvent::None), 1, &mut rng())
-            .unwrap();
-        assert_eq!(
-            seeder
-                .peers
-                .iter()
-                .map(|p| p.peer_id.unwrap().0[0])
-                .collect::<Vec<_>>(),
-            [9]
-        );
-        let leecher = swarms
-            .announce(&announce(9, 5, AnnounceEvent::None), 1, &mut rng())
-            .unwrap();
-        assert_eq!(leecher.peers.len(), 3);
-    }
-
-    #[test]
-    fn numwant_caps_the_reply_with_a_random_choice() {
-        let swarms = Swarms::new(1000);
-        for id in 1..=200 {
-            swarms
-                .announce(&announce(id, 1, AnnounceEvent::Started), 0, &mut rng())
-                .unwrap();
-        }
-        let ask = Announce {
-            numwant: 10,
-            ..announce(1, 1, AnnounceEvent::None)
-        };
-        let a = swarms
-            .announce(&ask, 0, &mut StdRng::seed_from_u64(1))
-            .unwrap();
-        let b = swarms
-            .announce(&ask, 0, &mut StdRng::seed_from_u64(2))
-            .unwrap();
-        assert_eq!(a.peers.len(), 10);
-        assert!(a.peers.iter().all(|p| p.peer_id != Some(PeerId([1; 20]))));
-        assert_ne!(a.peers, b.peers, "different draws give different peers");
-    }
-
-    #[test]
-    fn completed_counts_once_and_stopped_removes() {
-        let swarms = Swarms::new(100);
-        swarms
-            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        swarms
-            .announce(&announce(1, 0, AnnounceEvent::Completed), 1, &mut rng())
-            .unwrap();
-        swarms
-            .announce(&announce(1, 0, AnnounceEvent::Completed), 2, &mut rng())
-            .unwrap();
-        let hash = InfoHash([1; 20]);
-        assert_eq!(
-            swarms.scrape(&hash),
-            Some(ScrapeStats {
-                complete: 1,
-                downloaded: 1,
-                incomplete: 0
-            })
-        );
-        swarms
-            .announce(&announce(1, 0, AnnounceEvent::Stopped), 3, &mut rng())
-            .unwrap();
-        assert_eq!(
-            swarms.scrape(&hash),
-            Some(ScrapeStats {
-                complete: 0,
-                downloaded: 1,
-                incomplete: 0
-            })
-        );
-        assert_eq!(swarms.peer_count(), 0);
-    }
-
-    #[test]
-    fn silent_peers_expire_after_the_timeout() {
-        let swarms = Swarms::new(100);
-        swarms
-            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        swarms
-            .announce(&announce(2, 0, AnnounceEvent::Started), 50, &mut rng())
-            .unwrap();
-        assert_eq!(swarms.expire(60, 60), 0);
-        assert_eq!(swarms.expire(61, 60), 1);
-        assert_eq!(
-            swarms.scrape(&InfoHash([1; 20])),
-            Some(ScrapeStats {
-                complete: 1,
-                downloaded: 0,
-                incomplete: 0
-            })
-        );
-        assert_eq!(swarms.expire(200, 60), 1);
-        assert_eq!(swarms.scrape(&InfoHash([1; 20])), None);
-        assert_eq!(swarms.peer_count(), 0);
-    }
-
-    #[test]
-    fn the_peer_limit_refuses_new_peers_only() {
-        let swarms = Swarms::new(1);
-        swarms
-            .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
-            .unwrap();
-        assert_eq!(
-            swarms.announce(&announce(2, 10, AnnounceEvent::Started), 0, &mut rng()),
-            Err(SwarmError::Full)
-        );
-        assert!(swarms
-            .announce(&announce(1, 5, AnnounceEvent::None), 1, &mut rng())
-            .is_ok());
-    }
-}
+mod tests;
