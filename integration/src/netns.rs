@@ -87,3 +87,108 @@ impl Drop for NetnsPair {
         }
     }
 }
+
+/// How [`SeederBeyondLoopback::start`] sets up.
+pub struct SeederSetup<'a> {
+    /// The payload's size (`make_seed`), e.g. `"6M"`.
+    pub size: &'a str,
+    /// `peer create -l`.
+    pub piece_length: &'a str,
+    /// Extra arguments for our tracker.
+    pub tracker_args: &'a [&'a str],
+    /// The torrent names the tracker's `udp://` URL instead of its `http://` one.
+    pub udp: bool,
+    /// The seeder's `RUST_LOG`.
+    pub log: &'a str,
+}
+
+/// Our tracker and our seeder in namespace `a` of a new pair, the seeder
+/// counted by the tracker, for a client in namespace `b` to reach at an
+/// ordinary address: the set-up every Transmission test shares. Fields drop
+/// in order: the processes before the namespaces.
+pub struct SeederBeyondLoopback {
+    pub seeder: crate::peers::PeerProcess,
+    pub tracker: crate::net::Tracker,
+    pub torrent: std::path::PathBuf,
+    pub payload: std::path::PathBuf,
+    pub info_hash: String,
+    pub dir: tempfile::TempDir,
+    pub pair: NetnsPair,
+}
+
+impl SeederBeyondLoopback {
+    pub fn start(setup: SeederSetup) -> SeederBeyondLoopback {
+        use crate::{make_seed, net::Tracker, peer_info, peers::PeerProcess, workspace_bin};
+        let pair = NetnsPair::create();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("seed");
+        std::fs::create_dir_all(&data).unwrap();
+        let payload = data.join("payload.bin");
+        make_seed(setup.size, &payload);
+        let tracker = Tracker::start_command(
+            NetnsPair::command(&pair.a, workspace_bin("tracker"))
+                .args(["--listen", &format!("{}:0", NetnsPair::ADDR_A)])
+                .args(setup.tracker_args),
+        );
+        let announce = if setup.udp {
+            tracker.udp_announce_url()
+        } else {
+            tracker.announce_url()
+        };
+        let torrent = dir.path().join("payload.torrent");
+        run_ok(
+            Command::new(workspace_bin("peer"))
+                .args(["create", "-l", setup.piece_length, "-a", &announce, "-o"])
+                .arg(&torrent)
+                .arg(&payload),
+        );
+        let info_hash = peer_info(&torrent)["info_hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let seeder = PeerProcess::start_logging(
+            NetnsPair::command(&pair.a, workspace_bin("peer"))
+                .arg("seed")
+                .arg(&torrent)
+                .arg("--data")
+                .arg(&data)
+                .args(["--port", "0"]),
+            setup.log,
+        );
+        let swarm = SeederBeyondLoopback {
+            seeder,
+            tracker,
+            torrent,
+            payload,
+            info_hash,
+            dir,
+            pair,
+        };
+        crate::net::wait_for(
+            "our seeder to announce",
+            std::time::Duration::from_secs(20),
+            || (swarm.seeders() == Some(1)).then_some(()),
+        );
+        swarm
+    }
+
+    /// The tracker's `/stats`, fetched from inside namespace `a` (`Null`
+    /// when it does not answer).
+    pub fn stats(&self) -> serde_json::Value {
+        let output = crate::run(
+            NetnsPair::command(&self.pair.a, "curl")
+                .args(["-s", "--max-time", "5"])
+                .arg(format!("http://{}/stats", self.tracker.addr)),
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The seeders the tracker counts in our swarm.
+    pub fn seeders(&self) -> Option<u64> {
+        self.stats()["swarms"]
+            .as_array()?
+            .iter()
+            .find(|s| s["info_hash"] == self.info_hash.as_str())?["seeders"]
+            .as_u64()
+    }
+}

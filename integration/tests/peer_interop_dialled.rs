@@ -12,30 +12,15 @@
 //! learns of Transmission too late to dial it: every connection is
 //! Transmission's. Encryption is left at Transmission's default.
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::time::Duration;
 
 use integration::{
     clients::transmission_in,
-    make_seed,
-    net::{wait_for, Tracker},
-    netns::NetnsPair,
-    peer_info,
+    net::wait_for,
+    netns::{NetnsPair, SeederBeyondLoopback, SeederSetup},
     peers::PeerProcess,
-    run, run_ok, sha1_file, workspace_bin,
+    sha1_file,
 };
-
-/// The tracker's `/stats` for one swarm, fetched from inside namespace `ns`.
-fn seeders_in(ns: &str, tracker: SocketAddr, info_hash: &str) -> Option<u64> {
-    let output = run(NetnsPair::command(ns, "curl")
-        .args(["-s", "--max-time", "5"])
-        .arg(format!("http://{tracker}/stats")));
-    let stats: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    stats["swarms"]
-        .as_array()?
-        .iter()
-        .find(|s| s["info_hash"] == info_hash)?["seeders"]
-        .as_u64()
-}
 
 /// Log lines of our peer about connections with `ip`.
 fn lines_about<'a>(log: &'a str, ip: &str) -> Vec<&'a str> {
@@ -45,61 +30,32 @@ fn lines_about<'a>(log: &'a str, ip: &str) -> Vec<&'a str> {
 
 #[test]
 fn transmission_at_its_default_encryption_dials_our_seeder_and_falls_back_to_plaintext() {
-    let pair = NetnsPair::create();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("seed");
-    std::fs::create_dir_all(&data).unwrap();
-    let payload = data.join("payload.bin");
-    make_seed("6M", &payload);
-    let tracker = Tracker::start_command(
-        NetnsPair::command(&pair.a, workspace_bin("tracker"))
-            .args(["--listen", &format!("{}:0", NetnsPair::ADDR_A)])
-            .args(["--interval", "60"]),
-    );
-    let torrent = dir.path().join("payload.torrent");
-    run_ok(
-        Command::new(workspace_bin("peer"))
-            .args(["create", "-l", "262144", "-a"])
-            .arg(format!("http://{}/announce", tracker.addr))
-            .arg("-o")
-            .arg(&torrent)
-            .arg(&payload),
-    );
-    let info_hash = peer_info(&torrent)["info_hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // Debug logs name every connection's address, how it ended, and each
     // completed handshake with its direction and the peer's id.
-    let mut seeder = PeerProcess::start_logging(
-        NetnsPair::command(&pair.a, workspace_bin("peer"))
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&data)
-            .args(["--port", "0"]),
-        "peer=debug",
-    );
-    wait_for("our seeder to announce", Duration::from_secs(20), || {
-        (seeders_in(&pair.a, tracker.addr, &info_hash) == Some(1)).then_some(())
+    let mut swarm = SeederBeyondLoopback::start(SeederSetup {
+        size: "6M",
+        piece_length: "262144",
+        tracker_args: &["--interval", "60"],
+        udp: false,
+        log: "peer=debug",
     });
 
-    let out = dir.path().join("transmission-data");
+    let out = swarm.dir.path().join("transmission-data");
     let _transmission = transmission_in(
-        Some(&pair.b),
-        &dir.path().join("transmission"),
+        Some(&swarm.pair.b),
+        &swarm.dir.path().join("transmission"),
         &out,
-        &torrent,
+        &swarm.torrent,
     );
     let copy = out.join("payload.bin");
-    let want = sha1_file(&payload);
+    let want = sha1_file(&swarm.payload);
     wait_for(
         "Transmission's copy to be complete",
         Duration::from_secs(120),
         || (copy.is_file() && sha1_file(&copy) == want).then_some(()),
     );
 
-    let log = seeder.log();
+    let log = swarm.seeder.log();
     let transmission = lines_about(&log, &NetnsPair::ADDR_B.to_string());
     let refused_mse = transmission
         .iter()
@@ -118,7 +74,7 @@ fn transmission_at_its_default_encryption_dials_our_seeder_and_falls_back_to_pla
         !log.contains("dialed=true"),
         "our seeder never dialled Transmission: the connection was Transmission's\n{log}"
     );
-    stop(&mut seeder);
+    stop(&mut swarm.seeder);
 }
 
 /// Stops our seeder, checking it exits cleanly and sent the whole file.

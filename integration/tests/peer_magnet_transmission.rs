@@ -26,7 +26,6 @@
 //! and takes the torrent Transmission saves as proof of the answers.
 
 use std::{
-    net::SocketAddr,
     path::Path,
     process::Command,
     time::{Duration, Instant},
@@ -35,30 +34,13 @@ use std::{
 use common::extension::handshake::ExtensionIds;
 use integration::{
     clients::transmission_in,
-    make_seed,
-    net::{wait_for, Tracker},
-    netns::NetnsPair,
-    peer_info,
-    peers::PeerProcess,
-    run, run_ok, sha1_file, workspace_bin,
+    netns::{NetnsPair, SeederBeyondLoopback, SeederSetup},
+    run, sha1_file, workspace_bin,
 };
 
 const PAYLOAD: &str = "16M";
 const PAYLOAD_BYTES: u64 = 16 << 20;
 const PIECE_LENGTH: &str = "16384";
-
-/// The tracker's `/stats` for one swarm, fetched from inside namespace `ns`.
-fn seeders_in(ns: &str, tracker: SocketAddr, info_hash: &str) -> Option<u64> {
-    let output = run(NetnsPair::command(ns, "curl")
-        .args(["-s", "--max-time", "5"])
-        .arg(format!("http://{tracker}/stats")));
-    let stats: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    stats["swarms"]
-        .as_array()?
-        .iter()
-        .find(|s| s["info_hash"] == info_hash)?["seeders"]
-        .as_u64()
-}
 
 /// `check` until it gives a value or `timeout` passes.
 fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
@@ -107,62 +89,35 @@ fn metadata_requests(log: &str, piece: u32) -> usize {
 
 #[test]
 fn transmission_given_only_a_magnet_link_fetches_the_metadata_and_the_data_from_our_seeder() {
-    let pair = NetnsPair::create();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("seed");
-    std::fs::create_dir_all(&data).unwrap();
-    let payload = data.join("payload.bin");
-    make_seed(PAYLOAD, &payload);
-    let tracker = Tracker::start_command(
-        NetnsPair::command(&pair.a, workspace_bin("tracker"))
-            .args(["--listen", &format!("{}:0", NetnsPair::ADDR_A)])
-            .args(["--interval", "60"]),
-    );
-    let announce = format!("http://{}/announce", tracker.addr);
-    let torrent = dir.path().join("payload.torrent");
-    run_ok(
-        Command::new(workspace_bin("peer"))
-            .args(["create", "-l", PIECE_LENGTH, "-a", &announce, "-o"])
-            .arg(&torrent)
-            .arg(&payload),
-    );
-    let info_hash = peer_info(&torrent)["info_hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // Debug logs name every connection's address; the session's trace shows
     // each message received, the metadata requests among them.
-    let mut seeder = PeerProcess::start_logging(
-        NetnsPair::command(&pair.a, workspace_bin("peer"))
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&data)
-            .args(["--port", "0"]),
-        "peer=debug,peer::bt::session=trace",
-    );
-    wait_for("our seeder to announce", Duration::from_secs(20), || {
-        (seeders_in(&pair.a, tracker.addr, &info_hash) == Some(1)).then_some(())
+    let mut swarm = SeederBeyondLoopback::start(SeederSetup {
+        size: PAYLOAD,
+        piece_length: PIECE_LENGTH,
+        tracker_args: &["--interval", "60"],
+        udp: false,
+        log: "peer=debug,peer::bt::session=trace",
     });
+    let (info_hash, announce) = (swarm.info_hash.clone(), swarm.tracker.announce_url());
 
     // The hash and our tracker: no name, no size, no peer.
     let link = format!(
         "magnet:?xt=urn:btih:{info_hash}&tr={}",
         announce.replace(':', "%3A").replace('/', "%2F")
     );
-    let config = dir.path().join("transmission");
-    let out = dir.path().join("transmission-data");
-    let _transmission = transmission_in(Some(&pair.b), &config, &out, &link);
+    let config = swarm.dir.path().join("transmission");
+    let out = swarm.dir.path().join("transmission-data");
+    let _transmission = transmission_in(Some(&swarm.pair.b), &config, &out, &link);
 
     let started = Instant::now();
     let saved = poll(Duration::from_secs(60), || saved_info_hash(&config));
-    let requests = [0, 1].map(|piece| metadata_requests(&seeder.log(), piece));
+    let requests = [0, 1].map(|piece| metadata_requests(&swarm.seeder.log(), piece));
     let Some(saved) = saved else {
         panic!(
             "Transmission saved no torrent with an info dictionary within 60 s: it never got \
              the metadata (its ut_metadata requests of pieces 0 and 1 in our log: {requests:?}); \
              our log:\n{}",
-            seeder.log()
+            swarm.seeder.log()
         );
     };
     eprintln!("metadata after {:?}", started.elapsed());
@@ -173,29 +128,29 @@ fn transmission_given_only_a_magnet_link_fetches_the_metadata_and_the_data_from_
     assert!(
         requests.iter().all(|&n| n >= 1),
         "Transmission asked our seeder for both metadata pieces: {requests:?}; our log:\n{}",
-        seeder.log()
+        swarm.seeder.log()
     );
 
     let copy = out.join("payload.bin");
-    let want = sha1_file(&payload);
+    let want = sha1_file(&swarm.payload);
     let complete = poll(Duration::from_secs(120), || {
         (copy.is_file() && sha1_file(&copy) == want).then_some(())
     });
     assert!(
         complete.is_some(),
         "Transmission's copy is complete within 120 s; our log:\n{}",
-        seeder.log()
+        swarm.seeder.log()
     );
     eprintln!("data after {:?}", started.elapsed());
 
-    let log = seeder.log();
+    let log = swarm.seeder.log();
     assert!(
         !log.contains("dialed=true"),
         "our seeder never dialled Transmission: the connections were Transmission's\n{log}"
     );
-    let status = seeder.terminate(Duration::from_secs(15));
+    let status = swarm.seeder.terminate(Duration::from_secs(15));
     assert!(status.success(), "seeder exit: {status}");
-    let stopped = seeder.json_line(Duration::from_secs(5));
+    let stopped = swarm.seeder.json_line(Duration::from_secs(5));
     assert!(
         stopped["uploaded"].as_u64().unwrap() >= PAYLOAD_BYTES,
         "our seeder sent the file: {stopped}"

@@ -32,17 +32,17 @@
 //!   test's info-hash (Debian builds it whitelist-only).
 //! - Our tracker runs at its defaults: UDP on the HTTP port's number.
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use integration::{
     clients::{aria2_udp, libtorrent, transmission_in},
     make_seed,
-    net::{free_port, wait_for, Tracker},
-    netns::NetnsPair,
+    net::{free_port, wait_for},
+    netns::{NetnsPair, SeederBeyondLoopback, SeederSetup},
     opentracker::OpenTracker,
     peer_info,
     peers::{download, Fixture, PeerProcess},
-    run, run_ok, sha1_file, workspace_bin,
+    run_ok, sha1_file, workspace_bin,
 };
 
 const PAYLOAD: &str = "4M";
@@ -164,65 +164,27 @@ fn libtorrent_announces_over_udp_to_our_tracker_and_downloads_from_our_seeder() 
     assert_udp_only(&fixture.tracker.stats());
 }
 
-/// Our tracker's `/stats`, fetched from inside namespace `ns`.
-fn stats_in(ns: &str, tracker: SocketAddr) -> serde_json::Value {
-    let output = run(NetnsPair::command(ns, "curl")
-        .args(["-s", "--max-time", "5"])
-        .arg(format!("http://{tracker}/stats")));
-    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
-}
-
 #[test]
 fn transmission_announces_over_udp_to_our_tracker_and_downloads_from_our_seeder() {
-    let pair = NetnsPair::create();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("seed");
-    std::fs::create_dir_all(&data).unwrap();
-    let payload = data.join("payload.bin");
-    make_seed(PAYLOAD, &payload);
-    let tracker = Tracker::start_command(
-        NetnsPair::command(&pair.a, workspace_bin("tracker"))
-            .args(["--listen", &format!("{}:0", NetnsPair::ADDR_A)]),
-    );
-    let torrent = dir.path().join("payload.torrent");
-    run_ok(
-        Command::new(workspace_bin("peer"))
-            .args(["create", "-l", &PIECE_LENGTH.to_string(), "-a"])
-            .arg(tracker.udp_announce_url())
-            .arg("-o")
-            .arg(&torrent)
-            .arg(&payload),
-    );
-    let info_hash = peer_info(&torrent)["info_hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let stats = || stats_in(&pair.a, tracker.addr);
-    let _seeder = PeerProcess::start(
-        NetnsPair::command(&pair.a, workspace_bin("peer"))
-            .arg("seed")
-            .arg(&torrent)
-            .arg("--data")
-            .arg(&data)
-            .args(["--port", "0"]),
-    );
-    wait_for("our seeder to announce", Duration::from_secs(20), || {
-        stats()["swarms"]
-            .as_array()?
-            .iter()
-            .any(|s| s["info_hash"] == info_hash.as_str() && s["seeders"] == 1)
-            .then_some(())
+    let swarm = SeederBeyondLoopback::start(SeederSetup {
+        size: PAYLOAD,
+        piece_length: &PIECE_LENGTH.to_string(),
+        tracker_args: &[],
+        udp: true,
+        log: "peer=info",
     });
+    let (dir, pair, info_hash) = (&swarm.dir, &swarm.pair, &swarm.info_hash);
+    let stats = || swarm.stats();
 
     let out = dir.path().join("transmission-data");
     let _transmission = transmission_in(
         Some(&pair.b),
         &dir.path().join("transmission"),
         &out,
-        &torrent,
+        &swarm.torrent,
     );
     let copy = out.join("payload.bin");
-    let want = sha1_file(&payload);
+    let want = sha1_file(&swarm.payload);
     wait_for(
         "Transmission's copy to be complete",
         Duration::from_secs(120),
@@ -231,12 +193,12 @@ fn transmission_announces_over_udp_to_our_tracker_and_downloads_from_our_seeder(
 
     // Transmission, at its address in namespace b and its peer port, said
     // `completed` and stays as a seeder.
-    let swarm = wait_for_completed(stats, &info_hash, 1);
+    let listed = wait_for_completed(stats, info_hash, 1);
     assert!(
-        lists(&swarm, &format!("{}:51413", NetnsPair::ADDR_B)),
-        "Transmission is in the swarm: {swarm}"
+        lists(&listed, &format!("{}:51413", NetnsPair::ADDR_B)),
+        "Transmission is in the swarm: {listed}"
     );
-    assert_eq!(swarm["seeders"], 2, "{swarm}");
+    assert_eq!(listed["seeders"], 2, "{listed}");
     assert_udp_only(&stats());
 }
 
