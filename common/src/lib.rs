@@ -14,6 +14,9 @@
 //!   [`bitfield`]: the have-bits both sides exchange.
 //! - [`extension`]: the extension protocol (BEP 10) and its messages:
 //!   metadata exchange (BEP 9) and peer exchange (BEP 11).
+//! - [`serving`]: what every listening server does alike: the accept loop's
+//!   back-off, and giving heap freed after a burst of connections back to
+//!   the kernel (its one thread; no socket or file).
 
 pub mod bencode;
 pub mod bitfield;
@@ -22,6 +25,7 @@ pub mod extension;
 pub mod geometry;
 pub mod magnet;
 pub mod metainfo;
+pub mod serving;
 pub mod tracker_proto;
 pub mod types;
 pub mod wire;

@@ -2,14 +2,13 @@
 //! seed, magnet links and their metadata, peer exchange, the fast
 //! extension) and the client-server baseline ([`baseline`]: `serve` and
 //! `fetch`), with what both use: token buckets ([`rate`]), rates and sizes
-//! as people write them ([`units`]), and the accept loops' back-off
-//! ([`accept_backoff`]).
+//! as people write them ([`units`]). The accept loops' back-off and the
+//! heap trimming every server runs are `common::serving`'s.
 //!
 //! The `peer` binary (`src/main.rs`, `src/commands/`) parses arguments,
 //! calls these, prints, and turns errors into exit codes; tests and other
 //! tools can drive the engine directly.
 
-pub mod accept_backoff;
 pub mod baseline;
 pub mod bt;
 pub mod rate;

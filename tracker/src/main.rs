@@ -99,6 +99,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     tracker::server::raise_descriptor_limit(threads);
+    common::serving::heap::keep_trimmed();
     let mut listeners = match tracker::server::bind(args.listen, threads) {
         Ok(listeners) => listeners.into_iter(),
         Err(e) => {

@@ -39,6 +39,7 @@ use std::{
 };
 
 use axum::{extract::ConnectInfo, Router};
+use common::serving::AcceptBackoff;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::{GracefulShutdown, Watcher},
@@ -189,6 +190,7 @@ pub async fn serve_connections(
         body: Vec::new(),
         reply: Vec::new(),
     };
+    let mut backoff = AcceptBackoff::default();
     tokio::pin!(shutdown);
     'serving: loop {
         let mut ready = tokio::select! {
@@ -197,17 +199,20 @@ pub async fn serve_connections(
         };
         for _ in 0..ACCEPT_BATCH {
             match ready.get_inner().accept() {
-                Ok((stream, remote)) => connections.take(stream, remote),
+                Ok((stream, remote)) => {
+                    backoff.succeeded();
+                    connections.take(stream, remote);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready.clear_ready();
                     continue 'serving;
                 }
                 Err(e) => {
-                    // Out of file descriptors or a connection reset before
-                    // accept: wait a moment rather than spin.
-                    debug!("accept failed: {e}");
+                    // Out of file descriptors: pause rather than spin, and
+                    // say so once.
+                    let pause = backoff.failed(&e);
                     drop(ready);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(pause).await;
                     continue 'serving;
                 }
             }

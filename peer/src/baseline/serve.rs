@@ -23,6 +23,7 @@ use std::{
     time::Duration,
 };
 
+use common::serving::AcceptBackoff;
 use serde::Serialize;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -37,7 +38,7 @@ use super::{
     gate::{Gate, Slot},
     respond::{Shared, Stats},
 };
-use crate::{accept_backoff::AcceptBackoff, rate::RateLimiter};
+use crate::rate::RateLimiter;
 
 /// How long connections may take to finish their response after shutdown begins.
 pub const GRACE: Duration = Duration::from_secs(5);

@@ -16,7 +16,7 @@
 //! branch of its `select!`, and each accept costs it a few map operations
 //! and a spawn. So half-open connections never hold up the choking rounds,
 //! the dialling, or the sessions, which run the picker. When `accept` fails
-//! (out of descriptors), accepting pauses (`accept_backoff`).
+//! (out of descriptors), accepting pauses (`common::serving::AcceptBackoff`).
 
 use std::{collections::HashMap, net::SocketAddr};
 
@@ -32,7 +32,7 @@ use super::{
     admission::{Admission, Limits, Report, Ticket, Verdict},
     transport::{self, HandshakeError, HANDSHAKE_TIMEOUT},
 };
-use crate::accept_backoff::AcceptBackoff;
+use common::serving::AcceptBackoff;
 
 /// A peer whose handshake is in (ours has been sent back), for the
 /// coordinator to start a session with; then [`Listener::started`].

@@ -132,7 +132,10 @@ async fn open_and_check(
     checked.map_err(storage_failure)
 }
 
+/// The runtime of a download or a seed, which listen for peers: the heap a
+/// burst of connections leaves behind goes back to the kernel.
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    common::serving::heap::keep_trimmed();
     tokio::runtime::Runtime::new()
         .map_err(|e| Failure::new(Exit::Io, format!("cannot start the runtime: {e}")))
 }

@@ -52,6 +52,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         max_connections: args.max_connections,
     })
     .map_err(|e| Failure::new(Exit::Io, e))?;
+    // The heap a burst of connections leaves behind goes back to the kernel.
+    common::serving::heap::keep_trimmed();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
