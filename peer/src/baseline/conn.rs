@@ -46,6 +46,8 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long, and how many bytes, a closing connection still reads.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
+/// Free room in the head buffer below which it grows before a read.
+const READ_AT_LEAST: usize = 512;
 
 /// What the next request head turned out to be.
 enum Next {
@@ -105,7 +107,8 @@ pub async fn serve(
 /// the client could lose the reply it has not read yet.
 async fn close(mut stream: TcpStream) -> io::Result<()> {
     stream.shutdown().await?;
-    let mut sink = [0u8; 4096];
+    // On the heap, not in the task (see `next_head`).
+    let mut sink = vec![0u8; 4096];
     let drain = async {
         let mut drained = 0;
         while drained < LINGER_BYTES {
@@ -127,7 +130,6 @@ async fn next_head(
     cancel: &CancellationToken,
     slot: &mut Slot,
 ) -> io::Result<Next> {
-    let mut chunk = [0u8; 4096];
     loop {
         let next = match http1::parse(buffer) {
             Parsed::Complete(head, used) => {
@@ -146,18 +148,23 @@ async fn next_head(
                 Next::Reset
             });
         }
+        // Read straight into the buffer, which grows by doubling: an array
+        // to read into would live in the task itself, and each of the
+        // hundreds of connections that wait for a head would hold it.
+        if buffer.capacity() - buffer.len() < READ_AT_LEAST {
+            buffer.reserve(buffer.len().max(READ_AT_LEAST));
+        }
         let read = tokio::select! {
             () = cancel.cancelled() => return Ok(Next::Close),
             why = slot.closed() => {
                 debug!(?why, received = buffer.len(), "closing while waiting for a request head");
                 return Ok(if buffer.is_empty() { Next::Close } else { Next::Reset });
             }
-            read = stream.read(&mut chunk) => read?,
+            read = stream.read_buf(buffer) => read?,
         };
         if read == 0 {
             return Ok(Next::Close);
         }
-        buffer.extend_from_slice(&chunk[..read]);
         slot.received(read);
     }
 }

@@ -136,7 +136,7 @@ impl Server {
                             slot,
                         );
                         connections
-                            .spawn(task.instrument(tracing::info_span!("connection", %client)));
+                            .spawn(task.instrument(tracing::debug_span!("connection", %client)));
                     }
                     None => waiting = Some((stream, client)),
                 }
