@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::{
     catalog::Catalog,
-    swarm::{Peer, Swarms},
+    swarm::{PeerInfo, Swarms},
 };
 
 /// Seconds of history kept by [`RateMeter`]; the rate is over the last
@@ -115,7 +115,7 @@ const SIZE_SAMPLE: usize = 1000;
 /// less. Over HTTP and UDP alike, from at most [`SIZE_SAMPLE`] peers; `None`
 /// when no peer has said anything but zeros (seeders that downloaded
 /// nothing).
-pub fn size_from_announces<'a>(peers: impl Iterator<Item = &'a Peer>) -> Option<u64> {
+pub fn size_from_announces(peers: impl Iterator<Item = PeerInfo>) -> Option<u64> {
     peers
         .take(SIZE_SAMPLE)
         .map(|p| p.left.saturating_add(p.downloaded))
@@ -151,13 +151,12 @@ pub fn snapshot(
         let known = catalog.get(hash);
         let size = known
             .map(|k| k.total_length)
-            .or_else(|| size_from_announces(swarm.peers.values()));
+            .or_else(|| size_from_announces(swarm.peers()));
         let peers = swarm
-            .peers
-            .values()
+            .peers()
             .take(MAX_LISTED_PEERS)
             .map(|peer| PeerView {
-                address: peer.addr().to_string(),
+                address: peer.addr.to_string(),
                 progress: size
                     .filter(|&s| s > 0)
                     .map(|s| 1.0 - peer.left.min(s) as f64 / s as f64),

@@ -9,15 +9,15 @@
 //! The clock (`now`, whole seconds since the tracker started) and the random
 //! generator are passed in, so tests are deterministic.
 //!
-//! Memory per stored peer: a [`Peer`] is 48 bytes; in the swarm's `IndexMap`
-//! each entry also holds its key (20) and hash (8), 80 bytes with padding,
-//! plus an 8-byte index slot and a control byte in the hash table, all times
-//! the maps' spare capacity (up to 2x just after growth). The tracker memory
-//! benchmark measures the total.
+//! Each swarm keeps its IPv4 and its IPv6 peers apart ([`PeerMap`], keyed
+//! by address; its docs give the layout and the bytes per peer): a UDP reply
+//! carries one family, an HTTP reply both, in `peers` and `peers6`. The
+//! HTTP and the UDP front ends share this one store, so a peer that
+//! announced over either is handed out over both.
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Mutex, MutexGuard,
@@ -28,37 +28,15 @@ use common::{
     tracker_proto::{AnnounceEvent, PeerEntry, ScrapeStats},
     InfoHash, PeerId,
 };
-use indexmap::IndexMap;
 use rand::Rng;
+
+mod peer_map;
+
+use peer_map::Update;
+pub use peer_map::{Ip, Peer, PeerMap};
 
 /// Number of shards; a power of two so the shard is a byte of the hash.
 pub const SHARDS: usize = 64;
-
-const FLAG_COMPLETED: u8 = 1;
-
-/// One peer as stored: counters, address and last announce, nothing else.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub left: u64,
-    /// IPv6, or IPv4-mapped IPv6 for an IPv4 peer.
-    ip: [u8; 16],
-    /// Seconds since the tracker started.
-    pub last_seen: u32,
-    port: u16,
-    flags: u8,
-}
-
-impl Peer {
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(Ipv6Addr::from(self.ip).to_canonical(), self.port)
-    }
-
-    pub fn is_seeder(&self) -> bool {
-        self.left == 0
-    }
-}
 
 /// An address family. Over UDP a reply carries one family only (BEP 15), so
 /// an IPv4 client is given IPv4 peers and an IPv6 client IPv6 peers; over
@@ -77,123 +55,107 @@ impl Family {
             IpAddr::V6(_) => Family::V6,
         }
     }
+}
 
-    fn has(family: Option<Family>, peer: &Peer) -> bool {
-        family.is_none_or(|f| f == Family::of(peer.addr().ip()))
+/// A stored peer of either family, as `/stats` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    /// Seconds since the tracker started.
+    pub last_seen: u32,
+}
+
+impl PeerInfo {
+    pub fn is_seeder(&self) -> bool {
+        self.left == 0
+    }
+
+    fn of<I: Ip>(peer: &Peer<I>) -> PeerInfo {
+        PeerInfo {
+            addr: peer.addr(),
+            uploaded: peer.uploaded,
+            downloaded: peer.downloaded,
+            left: peer.left,
+            last_seen: peer.last_seen,
+        }
     }
 }
 
 /// One torrent's swarm.
 #[derive(Debug, Default)]
 pub struct Swarm {
-    pub peers: IndexMap<PeerId, Peer>,
-    pub seeders: u32,
+    pub v4: PeerMap<Ipv4Addr>,
+    pub v6: PeerMap<Ipv6Addr>,
     /// Downloads completed (event=completed), ever.
     pub completed: u32,
     pub last_activity: u32,
 }
 
 impl Swarm {
+    /// Peers stored, of both families.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// Every stored peer, the IPv4 ones first.
+    pub fn peers(&self) -> impl Iterator<Item = PeerInfo> + '_ {
+        let v4 = self.v4.iter().map(PeerInfo::of);
+        v4.chain(self.v6.iter().map(PeerInfo::of))
+    }
+
     pub fn stats(&self) -> ScrapeStats {
+        let seeders = self.v4.seeders() + self.v6.seeders();
         ScrapeStats {
-            complete: self.seeders,
+            complete: seeders,
             downloaded: self.completed,
-            incomplete: self.peers.len() as u32 - self.seeders,
+            incomplete: self.len() as u32 - seeders,
         }
     }
 
-    fn remove(&mut self, id: &PeerId) -> bool {
-        match self.peers.swap_remove(id) {
-            Some(peer) => {
-                self.seeders -= u32::from(peer.is_seeder());
-                true
-            }
-            None => false,
+    fn remove(&mut self, addr: SocketAddr) -> bool {
+        match addr.ip().to_canonical() {
+            IpAddr::V4(ip) => self.v4.remove(ip, addr.port()),
+            IpAddr::V6(ip) => self.v6.remove(ip, addr.port()),
         }
     }
 
-    /// Up to `want` random peers other than the one at index `asker`, of
-    /// `family` when one is given; only leechers for a seeder.
+    /// Up to `want` random peers other than the asker (of family `own`, at
+    /// `asker` in its map), of `family` when one is given, the asker's own
+    /// family first; only leechers when `only_leechers`.
     fn pick<R: Rng>(
         &self,
+        own: Family,
         asker: usize,
-        asker_is_seeder: bool,
+        only_leechers: bool,
         family: Option<Family>,
         want: usize,
         rng: &mut R,
     ) -> Vec<PeerEntry> {
-        let entry = |(id, peer): (&PeerId, &Peer)| PeerEntry {
-            addr: peer.addr(),
-            peer_id: Some(*id),
+        let mut picked = Vec::with_capacity(want.min(self.len()));
+        let order = match own {
+            Family::V4 => [Family::V4, Family::V6],
+            Family::V6 => [Family::V6, Family::V4],
         };
-        if asker_is_seeder {
-            // Only leechers (so never the asker): one pass over the swarm
-            // (seeders announce rarely).
-            let leechers: Vec<usize> = (0..self.peers.len())
-                .filter(|&i| !self.peers[i].is_seeder() && Family::has(family, &self.peers[i]))
-                .collect();
-            return sample_distinct(rng, leechers.len(), want)
-                .into_iter()
-                .filter_map(|i| self.peers.get_index(leechers[i]))
-                .map(entry)
-                .collect();
-        }
-        // Consecutive entries from a random start, wrapping, as opentracker
-        // answers: the entries are contiguous in memory, so the reply reads
-        // one run of cache lines instead of `want` random ones (in a large
-        // swarm each random read is a cache miss, and they made a tenth of
-        // the tracker's time under load). The order is not fixed: every
-        // departure moves the last peer into the gap (`swap_remove`).
-        let len = self.peers.len();
-        if len == 0 {
-            return Vec::new();
-        }
-        let start = rng.random_range(0..len);
-        let mut picked = Vec::with_capacity(want.min(len - 1));
-        for i in (start..len).chain(0..start) {
-            if picked.len() == want {
-                break;
+        for f in order {
+            if family.is_some_and(|only| only != f) {
+                continue;
             }
-            if i != asker {
-                picked.extend(
-                    self.peers
-                        .get_index(i)
-                        .filter(|(_, peer)| Family::has(family, peer))
-                        .map(entry),
-                );
+            let skip = (f == own).then_some(asker);
+            let rest = want - picked.len();
+            match f {
+                Family::V4 => self.v4.pick(skip, only_leechers, rest, rng, &mut picked),
+                Family::V6 => self.v6.pick(skip, only_leechers, rest, rng, &mut picked),
             }
         }
         picked
     }
-}
-
-/// `amount` distinct indexes below `len`, uniformly at random, in O(amount)
-/// when `amount` is small next to `len` (the common case: 50 of thousands).
-/// A general-purpose sampler may allocate all of `0..len` instead, which made
-/// every announce cost O(swarm size).
-fn sample_distinct<R: Rng>(rng: &mut R, len: usize, amount: usize) -> Vec<usize> {
-    if amount >= len {
-        return (0..len).collect();
-    }
-    if amount * 4 > len {
-        // Dense: a partial Fisher-Yates shuffle, O(len) with len < 4 * amount.
-        let mut all: Vec<usize> = (0..len).collect();
-        for i in 0..amount {
-            let j = rng.random_range(i..len);
-            all.swap(i, j);
-        }
-        all.truncate(amount);
-        return all;
-    }
-    // Sparse: draw until `amount` distinct; fewer than 4/3 draws per index.
-    let mut chosen = Vec::with_capacity(amount);
-    while chosen.len() < amount {
-        let i = rng.random_range(0..len);
-        if !chosen.contains(&i) {
-            chosen.push(i);
-        }
-    }
-    chosen
 }
 
 /// What an announce says about one peer, after the query is parsed and the
@@ -201,6 +163,7 @@ fn sample_distinct<R: Rng>(rng: &mut R, len: usize, amount: usize) -> Vec<usize>
 #[derive(Debug, Clone, Copy)]
 pub struct Announce {
     pub info_hash: InfoHash,
+    /// Logged, not stored: peers are keyed by address ([`PeerMap`]).
     pub peer_id: PeerId,
     pub addr: SocketAddr,
     pub uploaded: u64,
@@ -290,7 +253,7 @@ impl Swarms {
                     peers: Vec::new(),
                 });
             };
-            if swarm.remove(&a.peer_id) {
+            if swarm.remove(a.addr) {
                 self.peer_count.fetch_sub(1, Ordering::Relaxed);
             }
             swarm.last_activity = now;
@@ -301,59 +264,43 @@ impl Swarms {
         }
         let swarm = shard.entry(a.info_hash).or_default();
         swarm.last_activity = now;
-        let ip = match a.addr.ip() {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
-        };
-        let fresh = Peer {
+        let update = Update {
             uploaded: a.uploaded,
             downloaded: a.downloaded,
             left: a.left,
-            ip,
-            last_seen: now,
-            port: a.addr.port(),
-            flags: 0,
+            now,
+            completed: a.event == AnnounceEvent::Completed,
         };
-        let index = match swarm.peers.get_full_mut(&a.peer_id) {
-            Some((index, _, peer)) => {
-                let was_seeder = peer.is_seeder();
-                *peer = Peer {
-                    flags: peer.flags,
-                    ..fresh
-                };
-                swarm.seeders = swarm.seeders + u32::from(peer.is_seeder()) - u32::from(was_seeder);
-                index
-            }
-            None => {
-                if !self.take_peer_slot() {
-                    // A swarm made for this announce alone would stay, empty,
-                    // until the next sweep: a flood of new info-hashes on a
-                    // full tracker would grow the store between sweeps
-                    // without bound. So a refusal leaves nothing behind.
-                    if swarm.peers.is_empty() {
-                        shard.remove(&a.info_hash);
-                    }
-                    return Err(SwarmError::Full);
-                }
-                swarm.seeders += u32::from(fresh.is_seeder());
-                swarm.peers.insert_full(a.peer_id, fresh).0
-            }
+        let admit = || self.take_peer_slot();
+        let ip = a.addr.ip().to_canonical();
+        let announced = match ip {
+            IpAddr::V4(ip) => swarm.v4.announce(ip, a.addr.port(), update, admit),
+            IpAddr::V6(ip) => swarm.v6.announce(ip, a.addr.port(), update, admit),
         };
-        if a.event == AnnounceEvent::Completed {
-            // Count each peer's completion once, however often it says so.
-            if let Some((_, peer)) = swarm.peers.get_index_mut(index) {
-                if peer.flags & FLAG_COMPLETED == 0 {
-                    peer.flags |= FLAG_COMPLETED;
-                    swarm.completed += 1;
-                }
+        let Some(announced) = announced else {
+            // A swarm made for this announce alone would stay, empty, until
+            // the next sweep: a flood of new info-hashes on a full tracker
+            // would grow the store between sweeps without bound. So a
+            // refusal leaves nothing behind.
+            if swarm.is_empty() {
+                shard.remove(&a.info_hash);
             }
-        }
+            return Err(SwarmError::Full);
+        };
+        swarm.completed += u32::from(announced.completed);
         // A seeder gets only leechers; but a first announce with nothing
         // downloaded and nothing left may be a magnet leecher that does not
         // know the size yet (aria2c announces so): it gets seeders too, at
         // the cost of a fresh seeder meeting a few seeders once.
         let may_be_magnet = a.event == AnnounceEvent::Started && a.downloaded == 0;
-        let peers = swarm.pick(index, a.left == 0 && !may_be_magnet, family, a.numwant, rng);
+        let peers = swarm.pick(
+            Family::of(ip),
+            announced.index,
+            a.left == 0 && !may_be_magnet,
+            family,
+            a.numwant,
+            rng,
+        );
         Ok(AnnounceOutcome {
             stats: swarm.stats(),
             peers,
@@ -372,13 +319,13 @@ impl Swarms {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.retain(|_, swarm| {
-                let before = swarm.peers.len();
-                swarm
-                    .peers
-                    .retain(|_, peer| now.saturating_sub(peer.last_seen) <= timeout);
-                swarm.seeders = swarm.peers.values().filter(|p| p.is_seeder()).count() as u32;
-                removed += before - swarm.peers.len();
-                !swarm.peers.is_empty()
+                removed += swarm
+                    .v4
+                    .retain(|peer| now.saturating_sub(peer.last_seen) <= timeout);
+                removed += swarm
+                    .v6
+                    .retain(|peer| now.saturating_sub(peer.last_seen) <= timeout);
+                !swarm.is_empty()
             });
         }
         self.peer_count.fetch_sub(removed, Ordering::Relaxed);

@@ -209,13 +209,16 @@ async fn compact_and_dictionary_replies_list_the_other_peers() {
     )
     .await
     .unwrap();
-    let mut ids: Vec<u8> = dictionary
+    // Peers are stored by address, without their ids (as opentracker and
+    // aquatic store them): a dictionary reply lists addresses only.
+    let mut listed: Vec<String> = dictionary
         .peers
         .iter()
-        .map(|p| p.peer_id.unwrap().0[0])
+        .map(|p| p.addr.to_string())
         .collect();
-    ids.sort();
-    assert_eq!(ids, [1, 2]);
+    listed.sort();
+    assert_eq!(listed, ["10.0.0.1:7001", "10.0.0.2:7002"]);
+    assert!(dictionary.peers.iter().all(|p| p.peer_id.is_none()));
     let no_ids = AnnounceRequest {
         compact: false,
         no_peer_id: true,
@@ -554,21 +557,28 @@ fn comparable(response: &str) -> String {
 
 #[tokio::test]
 async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
-    let state = AppState::new(Config {
-        trusted_proxy: Some("127.0.0.1".parse().unwrap()),
-        ..Config::default()
-    });
-    let server = RealServer::start(state.clone()).await;
-    let addr = server.addr;
-
-    // The stored address of the one peer, read without announcing.
-    let stored = || {
-        let state = state.clone();
-        async move {
-            let (_, stats) = get(&state, "/stats").await;
-            let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
-            stats["swarms"][0]["peers"][0]["address"].clone()
-        }
+    // Each path on a tracker of its own, so both replies describe the same
+    // swarm, and through the trusted proxy each names its own address.
+    let start = || async {
+        let state = AppState::new(Config {
+            trusted_proxy: Some("127.0.0.1".parse().unwrap()),
+            ..Config::default()
+        });
+        let server = RealServer::start(state.clone()).await;
+        (state, server)
+    };
+    // The stored addresses, read without announcing.
+    let stored = |state: Arc<AppState>| async move {
+        let (_, stats) = get(&state, "/stats").await;
+        let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
+        let peers = stats["swarms"][0]["peers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        peers
+            .iter()
+            .map(|p| p["address"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
     };
     let seeder = request(1, 7001, 0, AnnounceEvent::Started).to_query();
     for target in [
@@ -577,30 +587,32 @@ async fn a_closing_announce_gets_the_same_reply_as_through_hyper() {
         "/announce".to_owned(),
     ] {
         // Closing: answered by the fast path. Kept alive: by hyper and axum.
-        // Each path names a different address through the trusted proxy, and
-        // the stored one is read after each.
+        let (fast_state, fast_server) = start().await;
         let fast = exchange(
-            addr,
+            fast_server.addr,
             &format!(
                 "GET {target} HTTP/1.1\r\nX-Forwarded-For: 10.9.9.9\r\nConnection: close\r\n\r\n"
             ),
         )
         .await;
-        if target.contains("peer_id") {
-            assert_eq!(stored().await, "10.9.9.9:7001", "after the fast path");
-        }
+        let (hyper_state, hyper_server) = start().await;
         let hyper = exchange(
-            addr,
+            hyper_server.addr,
             &format!("GET {target} HTTP/1.1\r\nX-Forwarded-For: 10.9.9.8\r\n\r\n"),
         )
         .await;
         if target.contains("peer_id") {
-            assert_eq!(stored().await, "10.9.9.8:7001", "after hyper");
+            assert_eq!(
+                stored(fast_state).await,
+                ["10.9.9.9:7001"],
+                "after the fast path"
+            );
+            assert_eq!(stored(hyper_state).await, ["10.9.9.8:7001"], "after hyper");
         }
         assert!(fast.contains("\r\nconnection: close\r\n"), "{fast}");
         assert!(fast.starts_with("HTTP/1.1 200 OK\r\n"), "{fast}");
         assert_eq!(comparable(&fast), comparable(&hyper));
+        fast_server.stop().await;
+        hyper_server.stop().await;
     }
-
-    server.stop().await;
 }

@@ -2,6 +2,7 @@
 //! passed in.
 
 use super::*;
+use peer_map::sample_distinct;
 use rand::{rngs::StdRng, SeedableRng};
 
 fn announce(id: u8, left: u64, event: AnnounceEvent) -> Announce {
@@ -46,8 +47,18 @@ fn samples_are_distinct_in_range_and_cover_every_index() {
 }
 
 #[test]
-fn a_stored_peer_is_48_bytes() {
-    assert_eq!(std::mem::size_of::<Peer>(), 48);
+fn a_stored_peer_is_40_bytes_over_ipv4_and_48_over_ipv6() {
+    assert_eq!(std::mem::size_of::<Peer<Ipv4Addr>>(), 40);
+    assert_eq!(std::mem::size_of::<Peer<Ipv6Addr>>(), 48);
+}
+
+/// The last byte of an IPv4 peer's address: `announce(id, ..)` comes from
+/// 10.0.0.id.
+fn host(entry: &PeerEntry) -> u8 {
+    match entry.addr.ip() {
+        IpAddr::V4(ip) => ip.octets()[3],
+        IpAddr::V6(ip) => ip.octets()[15],
+    }
 }
 
 #[test]
@@ -111,14 +122,7 @@ fn a_seeder_gets_no_seeders() {
     let seeder = swarms
         .announce(&announce(1, 0, AnnounceEvent::None), 1, &mut rng())
         .unwrap();
-    assert_eq!(
-        seeder
-            .peers
-            .iter()
-            .map(|p| p.peer_id.unwrap().0[0])
-            .collect::<Vec<_>>(),
-        [9]
-    );
+    assert_eq!(seeder.peers.iter().map(host).collect::<Vec<_>>(), [9]);
     let leecher = swarms
         .announce(&announce(9, 5, AnnounceEvent::None), 1, &mut rng())
         .unwrap();
@@ -144,7 +148,7 @@ fn numwant_caps_the_reply_with_a_random_choice() {
         .announce(&ask, 0, &mut StdRng::seed_from_u64(2))
         .unwrap();
     assert_eq!(a.peers.len(), 10);
-    assert!(a.peers.iter().all(|p| p.peer_id != Some(PeerId([1; 20]))));
+    assert!(a.peers.iter().all(|p| host(p) != 1));
     assert_ne!(a.peers, b.peers, "different draws give different peers");
 }
 
@@ -274,7 +278,146 @@ fn new_peers_on_many_threads_fill_the_store_exactly_to_the_limit() {
         }
     });
     let mut stored = 0;
-    swarms.for_each(|_, swarm| stored += swarm.peers.len());
+    swarms.for_each(|_, swarm| stored += swarm.len());
     assert_eq!((swarms.peer_count(), stored), (LIMIT, LIMIT));
     assert_eq!(swarm_count(&swarms), LIMIT);
+}
+
+#[test]
+fn peers_are_keyed_by_address_not_by_peer_id() {
+    let swarms = Swarms::new(100);
+    let hash = InfoHash([1; 20]);
+    swarms
+        .announce(&announce(1, 10, AnnounceEvent::Started), 0, &mut rng())
+        .unwrap();
+    // The same address with another id (a restarted client): one peer.
+    let restarted = Announce {
+        peer_id: PeerId([9; 20]),
+        ..announce(1, 5, AnnounceEvent::Started)
+    };
+    swarms.announce(&restarted, 1, &mut rng()).unwrap();
+    assert_eq!(swarms.scrape(&hash).unwrap().incomplete, 1);
+    // One id from two addresses (aquatic's load generator sends zeros):
+    // two peers, each handed to the other.
+    let elsewhere = Announce {
+        addr: SocketAddr::from(([10, 0, 0, 1], 7000)),
+        ..restarted
+    };
+    let reply = swarms.announce(&elsewhere, 1, &mut rng()).unwrap();
+    assert_eq!(reply.peers.len(), 1);
+    assert_eq!(reply.peers[0].addr, SocketAddr::from(([10, 0, 0, 1], 6881)));
+    assert_eq!(reply.peers[0].peer_id, None, "ids are not stored");
+    // Someone who saw peer 1's id cannot stop it from another address.
+    let forged = Announce {
+        peer_id: PeerId([1; 20]),
+        ..announce(2, 0, AnnounceEvent::Stopped)
+    };
+    swarms.announce(&forged, 2, &mut rng()).unwrap();
+    assert_eq!(swarms.scrape(&hash).unwrap().incomplete, 2);
+    assert_eq!(swarms.peer_count(), 2);
+}
+
+#[test]
+fn ipv4_and_ipv6_peers_are_kept_apart_and_mapped_addresses_count_as_ipv4() {
+    let swarms = Swarms::new(100);
+    let from = |addr: SocketAddr| Announce {
+        addr,
+        ..announce(0, 10, AnnounceEvent::Started)
+    };
+    let v4: SocketAddr = "10.0.0.4:6881".parse().unwrap();
+    let mapped: SocketAddr = "[::ffff:10.0.0.5]:6881".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::6]:6881".parse().unwrap();
+    for addr in [v4, mapped, v6] {
+        swarms.announce(&from(addr), 0, &mut rng()).unwrap();
+    }
+    swarms.for_each(|_, swarm| assert_eq!((swarm.v4.len(), swarm.v6.len()), (2, 1)));
+    let asker: SocketAddr = "[2001:db8::7]:6881".parse().unwrap();
+    let udp6 = swarms
+        .announce_family(&from(asker), Some(Family::V6), 1, &mut rng())
+        .unwrap();
+    assert_eq!(udp6.peers.iter().map(|p| p.addr).collect::<Vec<_>>(), [v6]);
+    let udp4 = swarms
+        .announce_family(&from(v4), Some(Family::V4), 1, &mut rng())
+        .unwrap();
+    assert_eq!(
+        udp4.peers.iter().map(|p| p.addr).collect::<Vec<_>>(),
+        ["10.0.0.5:6881".parse::<SocketAddr>().unwrap()]
+    );
+    // Over HTTP, both families, the asker's own first.
+    let http = swarms.announce(&from(asker), 1, &mut rng()).unwrap();
+    let addrs: Vec<SocketAddr> = http.peers.iter().map(|p| p.addr).collect();
+    assert_eq!(addrs.len(), 3);
+    assert_eq!(addrs[0], v6);
+    assert_eq!(swarms.scrape(&InfoHash([1; 20])).unwrap().incomplete, 4);
+}
+
+/// Random announces, stops and expiries against a plain map of the same
+/// peers: the store's index, counts and replies stay right through every
+/// move a removal makes.
+#[test]
+fn the_store_agrees_with_a_plain_map_through_random_changes() {
+    use std::collections::HashMap as Model;
+    let mut rng = StdRng::seed_from_u64(11);
+    let swarms = Swarms::new(10_000);
+    let hash = InfoHash([1; 20]);
+    // address -> (left, last seen)
+    let mut model: Model<SocketAddr, (u64, u32)> = Model::new();
+    for step in 0..20_000u32 {
+        let now = step / 100;
+        let n: u16 = rng.random_range(0..300);
+        let addr = if n.is_multiple_of(3) {
+            SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)),
+                6881,
+            )
+        } else {
+            SocketAddr::from(([127, 0, (n >> 8) as u8, n as u8], 6000 + n % 7))
+        };
+        let left = rng.random_range(0..3u64);
+        let event = match rng.random_range(0..10) {
+            0..=2 => AnnounceEvent::Stopped,
+            _ => AnnounceEvent::None,
+        };
+        let a = Announce {
+            addr,
+            left,
+            event,
+            numwant: 20,
+            ..announce(0, 0, event)
+        };
+        let reply = swarms.announce(&a, now, &mut rng).unwrap();
+        if event == AnnounceEvent::Stopped {
+            model.remove(&addr);
+        } else {
+            model.insert(addr, (left, now));
+            let mut seen: Vec<SocketAddr> = reply.peers.iter().map(|p| p.addr).collect();
+            assert!(!seen.contains(&addr), "never the asker");
+            assert!(
+                seen.iter().all(|p| model.contains_key(p)),
+                "only stored peers"
+            );
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), reply.peers.len(), "no peer twice");
+        }
+        if step % 1000 == 999 {
+            let timeout = 3;
+            swarms.expire(now, timeout);
+            model.retain(|_, &mut (_, seen)| now - seen <= timeout);
+        }
+        let seeders = model.values().filter(|(left, _)| *left == 0).count() as u32;
+        let stats = swarms.scrape(&hash).unwrap_or_default();
+        assert_eq!(
+            (stats.complete, stats.incomplete),
+            (seeders, model.len() as u32 - seeders),
+            "step {step}"
+        );
+        assert_eq!(swarms.peer_count(), model.len());
+    }
+    let mut stored: Vec<SocketAddr> = Vec::new();
+    swarms.for_each(|_, swarm| stored.extend(swarm.peers().map(|p| p.addr)));
+    stored.sort();
+    let mut expected: Vec<SocketAddr> = model.keys().copied().collect();
+    expected.sort();
+    assert_eq!(stored, expected);
 }
