@@ -3,6 +3,7 @@
 integration/bench/tracker-udp.sh; standard library only, loopback only.
 
   udp_fill.py HOST:PORT --swarms S --peers-per-swarm P [--hashes FILE]
+  udp_fill.py HOST:PORT --wait-ready SECONDS   (until it answers a connect)
 
 Announces S x P peers: swarm i's info-hash is line i of FILE (hex), else
 SHA-1 of "swarm i"; peer j of a swarm announces port j + 1 (P <= 65,535) from
@@ -10,7 +11,7 @@ the one source address, left 1 (a leecher), num_want 1, so every announce is
 a new (address, port) for the tracker to store. Announces go out in batches
 of 256 and the replies are read before the next batch (a lost one is
 counted, not resent), with a fresh connection id every 30 s. Then it scrapes
-every swarm (74 hashes a packet) and prints one JSON line: announces sent,
+every swarm (50 hashes a packet: aquatic answers at most 70) and prints one JSON line: announces sent,
 replies, and the peers the tracker says it stores (seeders + leechers).
 """
 
@@ -36,16 +37,37 @@ def connect(sock):
             return struct.unpack(">Q", reply[8:16])[0]
 
 
+def wait_ready(target, seconds):
+    """Until the tracker answers a connect (at most `seconds`)."""
+    host, port = target.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((host, int(port)))
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            connect(sock)
+            return
+        except (socket.timeout, ConnectionRefusedError):
+            time.sleep(0.1)
+    sys.exit(f"udp_fill.py: {target} did not answer a connect within {seconds} s")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("target")
     parser.add_argument("--swarms", type=int, default=100)
     parser.add_argument("--peers-per-swarm", type=int, default=10_000)
     parser.add_argument("--hashes")
+    parser.add_argument("--wait-ready", type=float, metavar="SECONDS",
+                        help="only wait until the tracker answers a connect, then exit")
     args = parser.parse_args()
     host, port = args.target.rsplit(":", 1)
     if not host.startswith("127."):
         sys.exit("udp_fill.py: loopback targets only")
+    if args.wait_ready is not None:
+        wait_ready(args.target, args.wait_ready)
+        return
     if not 0 < args.peers_per_swarm <= 65535:
         sys.exit("udp_fill.py: --peers-per-swarm must be 1..65535")
     if args.hashes:
@@ -87,8 +109,8 @@ def main():
     sock.settimeout(2)
     conn = connect(sock)
     stored = 0
-    for start in range(0, len(hashes), 74):
-        chunk = hashes[start:start + 74]
+    for start in range(0, len(hashes), 50):
+        chunk = hashes[start:start + 50]
         sock.send(struct.pack(">QII", conn, 2, start) + b"".join(chunk))
         reply = sock.recv(65536)
         if len(reply) < 8 + 12 * len(chunk) or struct.unpack(">I", reply[:4])[0] != 2:
