@@ -104,8 +104,13 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn start(extra_args: &[&str]) -> Tracker {
+        Tracker::start_at("127.0.0.1:0", extra_args)
+    }
+
+    /// Our tracker listening on `listen` (`[::1]:0` for IPv6), HTTP and UDP.
+    pub fn start_at(listen: &str, extra_args: &[&str]) -> Tracker {
         let mut command = Command::new(workspace_bin("tracker"));
-        command.args(["--listen", "127.0.0.1:0"]).args(extra_args);
+        command.args(["--listen", listen]).args(extra_args);
         Tracker::start_command(&mut command)
     }
 

@@ -39,10 +39,31 @@ impl Fixture {
         Fixture::announcing(size, piece_length, tracker_args, Tracker::udp_announce_url)
     }
 
+    /// [`Fixture::new`] with the tracker listening on `listen` (`[::1]:0`:
+    /// an IPv6 tracker), announced by `url` (its HTTP or its `udp://` URL).
+    pub fn with_tracker_at(
+        listen: &str,
+        size: &str,
+        piece_length: u64,
+        url: fn(&Tracker) -> String,
+    ) -> Fixture {
+        let tracker = Tracker::start_at(listen, &[]);
+        Fixture::with_tracker(tracker, size, piece_length, url)
+    }
+
     fn announcing(
         size: &str,
         piece_length: u64,
         tracker_args: &[&str],
+        url: fn(&Tracker) -> String,
+    ) -> Fixture {
+        Fixture::with_tracker(Tracker::start(tracker_args), size, piece_length, url)
+    }
+
+    fn with_tracker(
+        tracker: Tracker,
+        size: &str,
+        piece_length: u64,
         url: fn(&Tracker) -> String,
     ) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -50,7 +71,6 @@ impl Fixture {
         std::fs::create_dir_all(&data).unwrap();
         let payload = data.join("payload.bin");
         make_seed(size, &payload);
-        let tracker = Tracker::start(tracker_args);
         let torrent = dir.path().join("payload.torrent");
         run_ok(
             Command::new(workspace_bin("peer"))

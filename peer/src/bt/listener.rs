@@ -86,6 +86,11 @@ impl Listener {
                 accepted = self.socket.accept(), if self.paused.is_none() => match accepted {
                     Ok((stream, addr)) => {
                         self.backoff.succeeded();
+                        // The socket is dual-stack: an IPv4 peer arrives as
+                        // ::ffff:a.b.c.d, and is known everywhere else (the
+                        // tracker's lists, bans, the per-address limit) as
+                        // a.b.c.d.
+                        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                         self.admit(stream, addr);
                     }
                     // Out of descriptors, say: pause accepting, not the loop.

@@ -10,7 +10,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
@@ -126,9 +126,36 @@ pub fn new_peer_id() -> PeerId {
 /// The listening socket for peers, on every IPv4 address, `port` 0 for
 /// any free one.
 pub async fn listen(port: u16) -> Result<TcpListener, TorrentError> {
-    TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
-        .await
-        .map_err(|source| TorrentError::Listen { port, source })
+    let listen_error = |source| TorrentError::Listen { port, source };
+    match dual_stack(port) {
+        Ok(listener) => Ok(listener),
+        // No IPv6 on this host (disabled, or a namespace without it): IPv4.
+        Err(e) if ipv6_missing(&e) => TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+            .await
+            .map_err(listen_error),
+        Err(e) => Err(listen_error(e)),
+    }
+}
+
+/// A listener on `[::]:port` that takes IPv4 peers too (`IPV6_V6ONLY` off,
+/// whatever the system's default), so peers from `peers6`, `added6` and
+/// IPv6 trackers can reach us as well as IPv4 ones.
+fn dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn ipv6_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT)
+    )
 }
 
 /// Runs the torrent on `listener` until it completes (unless seeding) or
