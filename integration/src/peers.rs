@@ -172,7 +172,9 @@ pub struct PeerProcess {
 impl PeerProcess {
     pub fn start(command: &mut Command) -> PeerProcess {
         // PEER_TEST_LOG=peer=trace shows the protocol when a test fails.
-        let filter = std::env::var("PEER_TEST_LOG").unwrap_or_else(|_| "peer=info".into());
+        // `common` logs what every server shares (the accept back-off).
+        let filter =
+            std::env::var("PEER_TEST_LOG").unwrap_or_else(|_| "peer=info,common=info".into());
         PeerProcess::start_logging(command, &filter)
     }
 
