@@ -77,9 +77,12 @@ start_tracker() { # $1 = ours|aquatic|opentracker; sets port and pid
         --max-peers 10000000 >"$work/ours.out" 2>&1 &
       ;;
     opentracker)
-      # -p: its HTTP port (unused here), -P: its UDP port; -w: the whitelist.
+      # -p: its HTTP port (unused here), -P: its UDP port; -w: the whitelist,
+      # relative to the directory it chroots into (-d) before dropping root
+      # for nobody, who must be let in.
+      chmod 755 "$work"
       (cd "$work" && exec taskset -c 0 opentracker -i 127.0.0.1 -p "$(free_udp_port)" -P "$port" \
-        -w "$work/whitelist.txt") >/dev/null 2>&1 &
+        -d "$work" -w whitelist.txt) >/dev/null 2>&1 &
       ;;
     aquatic)
       aquatic_udp -p >"$work/aquatic.toml"
@@ -95,9 +98,10 @@ PY
       ;;
   esac
   pid=$!; pids+=("$pid")
-  # Load only once it answers: the generator connects once per socket at
-  # its start, and opentracker first reads a million-line whitelist.
-  python3 "$fill" "127.0.0.1:$port" --wait-ready 120
+  # Load only once it serves: the generator connects once per socket at its
+  # start, and opentracker reads its million-line whitelist in a thread of
+  # its own, refusing every torrent until then.
+  python3 "$fill" "127.0.0.1:$port" --wait-ready 120 --hashes "$work/whitelist.txt"
 }
 
 # Runs the generator against $port; prints "responses_per_s peers_per_announce".

@@ -42,8 +42,22 @@ start_ours() { # $1 = extra args; sets port and pid
 }
 start_opentracker() {
   port=$(free_port)
-  (cd "$work" && exec opentracker -i 127.0.0.1 -p "$port" -P "$(free_port)" -w "$work/swarms.txt") >/dev/null 2>&1 &
+  # It chroots into its working directory and drops root for nobody: the
+  # whitelist path is relative to it, and nobody must be let in.
+  chmod 755 "$work"
+  (cd "$work" && exec opentracker -i 127.0.0.1 -p "$port" -P "$(free_port)" -d "$work" -w swarms.txt) >/dev/null 2>&1 &
   pid=$!; pids+=("$pid"); wait_port "$port"
+  # The whitelist loads in a thread of its own: until then every announce
+  # is refused, quickly. Wait for one of the swarms to be served.
+  local hash escaped
+  hash=$(head -1 "$work/swarms.txt")
+  escaped=$(python3 -c 'import sys; print("".join("%" + sys.argv[1][i:i+2] for i in range(0, 40, 2)))' "$hash")
+  for _ in $(seq 100); do
+    curl -s "http://127.0.0.1:$port/announce?info_hash=$escaped&peer_id=-WT0001-000000000000&port=1&left=1&compact=1" \
+      | grep -qv "failure reason" && return 0
+    sleep 0.1
+  done
+  echo "opentracker never served the whitelisted swarm $hash" >&2; return 1
 }
 
 # Runs wrk; prints "requests_per_second p99_ms non_2xx".

@@ -3,7 +3,8 @@
 integration/bench/tracker-udp.sh; standard library only, loopback only.
 
   udp_fill.py HOST:PORT --swarms S --peers-per-swarm P [--hashes FILE]
-  udp_fill.py HOST:PORT --wait-ready SECONDS   (until it answers a connect)
+  udp_fill.py HOST:PORT --wait-ready SECONDS [--hashes FILE]
+                                        (until it serves an announce of the first swarm)
 
 Announces S x P peers: swarm i's info-hash is line i of FILE (hex), else
 SHA-1 of "swarm i"; peer j of a swarm announces port j + 1 (P <= 65,535) from
@@ -37,20 +38,28 @@ def connect(sock):
             return struct.unpack(">Q", reply[8:16])[0]
 
 
-def wait_ready(target, seconds):
-    """Until the tracker answers a connect (at most `seconds`)."""
+def wait_ready(target, seconds, probe):
+    """Until the tracker answers an announce for `probe` (at most `seconds`),
+    then takes that peer out again."""
     host, port = target.rsplit(":", 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect((host, int(port)))
     sock.settimeout(0.2)
+    peer_id = b"-FL0001-" + os.urandom(12)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            connect(sock)
+            conn = connect(sock)
+            for event in (2, 3):  # started, then stopped
+                sock.send(struct.pack(">QII20s20sQQQIIIiH", conn, 1, event, probe, peer_id,
+                                      0, 1, 0, event, 0, 0, 1, 65535))
+                reply = sock.recv(2048)
+                if struct.unpack(">II", reply[:8]) != (1, event):
+                    raise socket.timeout  # refused (not served yet)
             return
         except (socket.timeout, ConnectionRefusedError):
             time.sleep(0.1)
-    sys.exit(f"udp_fill.py: {target} did not answer a connect within {seconds} s")
+    sys.exit(f"udp_fill.py: {target} did not serve an announce within {seconds} s")
 
 
 def main():
@@ -60,14 +69,11 @@ def main():
     parser.add_argument("--peers-per-swarm", type=int, default=10_000)
     parser.add_argument("--hashes")
     parser.add_argument("--wait-ready", type=float, metavar="SECONDS",
-                        help="only wait until the tracker answers a connect, then exit")
+                        help="only wait until the tracker serves an announce, then exit")
     args = parser.parse_args()
     host, port = args.target.rsplit(":", 1)
     if not host.startswith("127."):
         sys.exit("udp_fill.py: loopback targets only")
-    if args.wait_ready is not None:
-        wait_ready(args.target, args.wait_ready)
-        return
     if not 0 < args.peers_per_swarm <= 65535:
         sys.exit("udp_fill.py: --peers-per-swarm must be 1..65535")
     if args.hashes:
@@ -75,6 +81,9 @@ def main():
             hashes = [bytes.fromhex(next(f).strip()) for _ in range(args.swarms)]
     else:
         hashes = [hashlib.sha1(f"swarm {i}".encode()).digest() for i in range(args.swarms)]
+    if args.wait_ready is not None:
+        wait_ready(args.target, args.wait_ready, hashes[0])
+        return
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
