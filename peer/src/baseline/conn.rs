@@ -71,7 +71,7 @@ pub async fn serve(
     cancel: CancellationToken,
     mut slot: Slot,
 ) -> io::Result<()> {
-    let mut buffer = Vec::with_capacity(1024);
+    let mut buffer = Vec::new();
     loop {
         let head = match next_head(&mut stream, &mut buffer, &cancel, &mut slot).await? {
             Next::Request(head) => head,
@@ -148,23 +148,28 @@ async fn next_head(
                 Next::Reset
             });
         }
-        // Read straight into the buffer, which grows by doubling: an array
-        // to read into would live in the task itself, and each of the
-        // hundreds of connections that wait for a head would hold it.
-        if buffer.capacity() - buffer.len() < READ_AT_LEAST {
-            buffer.reserve(buffer.len().max(READ_AT_LEAST));
-        }
-        let read = tokio::select! {
+        // Wait for bytes before taking room for them, then read straight
+        // into the buffer, which grows by doubling: a connection that never
+        // speaks holds no buffer, and one that does holds no read array in
+        // its task (each of the hundreds waiting for a head would).
+        let ready = tokio::select! {
             () = cancel.cancelled() => return Ok(Next::Close),
             why = slot.closed() => {
                 debug!(?why, received = buffer.len(), "closing while waiting for a request head");
                 return Ok(if buffer.is_empty() { Next::Close } else { Next::Reset });
             }
-            read = stream.read_buf(buffer) => read?,
+            ready = stream.readable() => ready,
         };
-        if read == 0 {
-            return Ok(Next::Close);
+        ready?;
+        if buffer.capacity() - buffer.len() < READ_AT_LEAST {
+            buffer.reserve(buffer.len().max(READ_AT_LEAST * 2));
         }
+        let read = match stream.try_read_buf(buffer) {
+            Ok(0) => return Ok(Next::Close),
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
         slot.received(read);
     }
 }
