@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 use crate::{
     connection_id::ConnectionIds,
     swarm::{Announce, Family, SwarmError},
+    udp::batch::Batch,
     AppState,
 };
 
@@ -155,19 +156,18 @@ fn transaction_of(packet: &[u8]) -> Option<u32> {
 /// How often the loop looks at `stop` while no packet comes.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Answers packets on `socket` until `stop` is set. Blocking: run it on a
-/// thread of its own.
+/// Answers packets on `socket` until `stop` is set, a batch at a time
+/// ([`batch`]). Blocking: run it on a thread of its own.
 pub fn serve(socket: UdpSocket, state: Arc<AppState>, ids: ConnectionIds, stop: Arc<AtomicBool>) {
     if let Err(e) = socket.set_read_timeout(Some(POLL)) {
         warn!("udp: cannot set a read timeout ({e}); stopping may wait for a packet");
     }
-    let mut packet = [0u8; MAX_PACKET];
-    let mut out = Vec::with_capacity(MAX_PACKET);
+    let mut batch = Batch::default();
     let mut rng = rand::rng();
     let mut send_errors = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let (len, source) = match socket.recv_from(&mut packet) {
-            Ok(received) => received,
+        match batch.receive(&socket) {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
@@ -184,28 +184,25 @@ pub fn serve(socket: UdpSocket, state: Arc<AppState>, ids: ConnectionIds, stop: 
                 std::thread::sleep(POLL);
                 continue;
             }
-        };
-        out.clear();
-        answer(
-            &state,
-            &ids,
-            &packet[..len],
-            source,
-            state.now(),
-            &mut rng,
-            &mut out,
-        );
-        if !out.is_empty() {
-            if let Err(e) = socket.send_to(&out, source) {
-                // Say it once in a while, not once per packet.
-                if send_errors.is_power_of_two() {
-                    debug!("udp: send to {source} failed: {e}");
-                }
-                send_errors += 1;
+        }
+        let now = state.now();
+        for i in 0..batch.len() {
+            if let Some((packet, source, reply)) = batch.packet(i) {
+                answer(&state, &ids, packet, source, now, &mut rng, reply);
             }
+        }
+        let failed = batch.send(&socket);
+        if failed > 0 {
+            // Say it once in a while, not once per packet.
+            if send_errors.is_power_of_two() {
+                debug!(failed, "udp: sends failed");
+            }
+            send_errors += failed as u64;
         }
     }
 }
+
+mod batch;
 
 #[cfg(test)]
 mod tests;
