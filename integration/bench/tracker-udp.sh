@@ -30,7 +30,9 @@
 # per million responses (utime + stime from /proc over the run).
 # Target (announce and connect mixes): ours at least 1.0x the better of
 # aquatic_udp and opentracker in responses/s and in CPU per response, at
-# equal work (the same peers per announce within 10%, else it says so).
+# equal work: ours answers at least 90% as many peers per announce as each
+# (more is no help to it: a faster tracker fills the generator's swarms
+# sooner, so its later replies carry more peers), else it says so.
 #
 # Memory: each tracker filled over UDP with 1,000,000 distinct peers in 100
 # swarms (udp_fill.py), then (RSS after - RSS before) / peers stored (from a
@@ -214,7 +216,9 @@ for mix in mixes:
     best_cpu = min(others, key=lambda o: o[1]["cpu_s_per_million"])
     ratio = ours["rps"] / best_rate[1]["rps"] if best_rate[1]["rps"] else float("nan")
     cpu_ratio = best_cpu[1]["cpu_s_per_million"] / ours["cpu_s_per_million"] if ours["cpu_s_per_million"] else float("nan")
-    unequal = [name for name, o in others if abs(ours["peers"] - o["peers"]) > 0.1 * max(o["peers"], 1.0)]
+    # Less work by ours would flatter it; more (a faster tracker fills the
+    # generator's swarms sooner, so later replies carry more peers) would not.
+    unequal = [name for name, o in others if ours["peers"] < 0.9 * o["peers"]]
     met = not unequal and ratio >= 1.0 and cpu_ratio >= 1.0
     verdicts[mix] = met
     verdict = "met" if met else ("not comparable" if mix == "published" and unequal else "MISSED")
