@@ -14,9 +14,10 @@
 //! heap holds free (`mallinfo2`) and trims when that has grown by [`SLACK`]
 //! since the last look ([`Trimmer`], pure): a few times as a burst's
 //! connections close, not every second after them, and seldom while a
-//! server only churns through its usual buffers. The look costs microseconds; a trim, about a millisecond
-//! per hundred megabytes released. With another allocator or libc, both are
-//! no-ops.
+//! server only churns through its usual buffers. A look is one `mallinfo2`
+//! (it walks malloc's free lists, locking each arena in turn); a trim of
+//! 3 MB of free heap took about half a millisecond in `peer serve` here.
+//! With another allocator or libc, both are no-ops.
 
 use std::time::Duration;
 
