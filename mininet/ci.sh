@@ -67,13 +67,13 @@ tally() {  # tally NAME COMMAND...: runs a checker that prints ok/FAIL lines, ad
 }
 
 # The unit tests; `unittest discover` exits 0 when it finds none, so the count is checked too.
-min_unit_tests=53
+min_unit_tests=63
 unit=$(cd mininet && $py -m unittest discover -s tests -t . 2>&1)
 status=$?
 tail -3 <<<"$unit"
 ran=$(sed -n 's/^Ran \([0-9]*\) tests\? in .*/\1/p' <<<"$unit")
 [ "$status" -eq 0 ] && [ "${ran:-0}" -ge "$min_unit_tests" ]
-result "unit tests (bounds, tables, summary, trial, options, report): ${ran:-no} tests ran, at least $min_unit_tests expected" $?
+result "unit tests (bounds, tables, summary, trial, options, report, CPU check): ${ran:-no} tests ran, at least $min_unit_tests expected" $?
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -156,7 +156,7 @@ def write_report(out: str, cfg_json: dict, machine: dict, notes, host_rows, run_
     records = results.summarize(run_rows, cfg_json["modes"], cfg_json["peers"], file_bits, rate_bits)
     results.write_summary(os.path.join(out, "summary.json"), cfg_json, machine, records, notes)
     with open(os.path.join(out, "tables.md"), "w", encoding="utf-8") as md:
-        md.write(results.markdown(lines, host_rows, records, file_bits))
+        md.write(results.markdown(lines, host_rows, records, file_bits, run_rows))
     return records
 
 
@@ -306,7 +306,10 @@ def progress_line(trial, row, cfg) -> str:
         return f"{head} FAILED: {row['error']}"
     sent = f", server sent {trial.server_bytes / cfg.size:.2f} F" if trial.server_bytes is not None else ""
     check = "all copies verified" if trial.verified else f"NOT VERIFIED: {row['error']}"
-    return f"{head} {trial.overall:7.2f} s (bound {trial.bound:.2f} s, x{row['ratio']:.2f}){sent}; {check}"
+    idle = trial.cpu.get("cpu_idle_min")
+    cpu = "" if idle is None else (f"; CPU idle at least {idle:.0%} each second" if trial.cpu.get("fidelity_met")
+                                   else f"; CPU idle fell to {idle:.0%} (fidelity check missed)")
+    return f"{head} {trial.overall:7.2f} s (bound {trial.bound:.2f} s, x{row['ratio']:.2f}){sent}; {check}{cpu}"
 
 
 if __name__ == "__main__":

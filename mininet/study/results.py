@@ -21,11 +21,12 @@ HOST_COLUMNS = [
 ]
 RUN_COLUMNS = [
     "environment", "mode", "n", "run", "overall_seconds", "bound_seconds", "ratio", "server_bytes",
-    "complete", "verified", "error",
+    "complete", "verified", "cpu_idle_min", "cpu_seconds_below", "cpu_seconds", "fidelity_met", "error",
 ]
-_INTS = {"n", "run", "bytes", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "server_bytes"}
-_FLOATS = {"seconds", "own_seconds", "start_offset", "overall_seconds", "bound_seconds", "ratio"}
-_BOOLS = {"completed", "verified", "complete"}
+_INTS = {"n", "run", "bytes", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "server_bytes",
+         "cpu_seconds_below", "cpu_seconds"}
+_FLOATS = {"seconds", "own_seconds", "start_offset", "overall_seconds", "bound_seconds", "ratio", "cpu_idle_min"}
+_BOOLS = {"completed", "verified", "complete", "fidelity_met"}
 MODE_NAMES = {"cs": "client-server", "p2p": "peer-to-peer"}
 
 
@@ -48,6 +49,8 @@ def run_row(environment: str, trial) -> dict:
         "overall_seconds": overall, "bound_seconds": trial.bound,
         "ratio": overall / trial.bound if overall is not None else None,
         "server_bytes": trial.server_bytes, "complete": trial.complete, "verified": trial.verified,
+        "cpu_idle_min": trial.cpu.get("cpu_idle_min"), "cpu_seconds_below": trial.cpu.get("cpu_seconds_below"),
+        "cpu_seconds": trial.cpu.get("cpu_seconds"), "fidelity_met": trial.cpu.get("fidelity_met"),
         "error": trial.error or "; ".join(f"{h.host}: {h.error}" for h in trial.hosts if h.error),
     }
 
@@ -87,6 +90,8 @@ def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bit
             sent = [r["server_bytes"] for r in rows if r["server_bytes"] is not None]
             bound = bounds.bound(mode, n, file_bits, rate_bits, rate_bits, rate_bits)
             median = statistics.median(times) if times else None
+            checked = [r for r in rows if r.get("fidelity_met") is not None]
+            idle = [r["cpu_idle_min"] for r in checked if r.get("cpu_idle_min") is not None]
             records.append({
                 "mode": mode, "n": n, "runs": len(rows), "complete_runs": len(times),
                 "times_seconds": times,
@@ -97,6 +102,12 @@ def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bit
                 "verified": bool(rows) and all(r["verified"] for r in rows),
                 "server_bytes_median": statistics.median(sent) if sent else None,
                 "server_copies": statistics.median(sent) / (file_bits / 8) if sent else None,
+                # Mininet-HiFi's check, per run (fidelity.py): how many runs had
+                # at least 35% CPU idle in every second, of those sampled.
+                "fidelity_runs_met": sum(1 for r in checked if r["fidelity_met"]),
+                "fidelity_runs_checked": len(checked),
+                "fidelity_met": all(r["fidelity_met"] for r in checked) if checked else None,
+                "cpu_idle_min": min(idle) if idle else None,
             })
     return records
 
@@ -124,6 +135,10 @@ def per_n_table(records: List[dict]) -> str:
     peers = sorted({r["n"] for r in records})
     header = ["N", "client-server (s)", "peer-to-peer (s)", "CS bound (s)", "P2P bound (s)",
               "CS measured/bound", "P2P measured/bound", "P2P speed-up", "server sent, CS (× F)", "server sent, P2P (× F)"]
+    # Studies from before the CPU was sampled have no such column.
+    sampled = any(r.get("fidelity_runs_checked") for r in records)
+    if sampled:
+        header.append("runs with ≥ 35% idle CPU")
     rows = []
     for n in peers:
         cs, p2p = by.get(("cs", n)), by.get(("p2p", n))
@@ -135,8 +150,30 @@ def per_n_table(records: List[dict]) -> str:
             _f(cs["ratio"]) if cs else "—", _f(p2p["ratio"]) if p2p else "—",
             _f(cs_t / p2p_t) if cs_t and p2p_t else "—",
             _f(cs["server_copies"]) if cs else "—", _f(p2p["server_copies"]) if p2p else "—",
-        ])
+        ] + ([_fidelity_cell([r for r in (cs, p2p) if r])] if sampled else []))
     return _table(header, rows)
+
+
+def _fidelity_cell(records: List[dict]) -> str:
+    """`5/6` runs met the idle check (of those sampled), or — if none was."""
+    checked = sum(r.get("fidelity_runs_checked", 0) for r in records)
+    met = sum(r.get("fidelity_runs_met", 0) for r in records)
+    return f"{met}/{checked}" if checked else "—"
+
+
+def fidelity_table(run_rows: List[dict]) -> str:
+    """Per run: the lowest second's CPU idle, the seconds below 35%, and the verdict."""
+    header = ["mode", "N", "run", "lowest idle (%)", "seconds below 35%", "met"]
+    body = []
+    for r in run_rows:
+        met = r.get("fidelity_met")
+        idle = r.get("cpu_idle_min")
+        below, seconds = r.get("cpu_seconds_below"), r.get("cpu_seconds")
+        body.append([MODE_NAMES.get(r["mode"], r["mode"]), str(r["n"]), str(r["run"]),
+                     _f(idle * 100, 0) if idle is not None else "—",
+                     f"{below} of {seconds}" if seconds else "—",
+                     "—" if met is None else ("yes" if met else "**no**")])
+    return _table(header, body, ["---", "---:", "---:", "---:", "---:", "---"])
 
 
 def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -> str:
@@ -175,7 +212,8 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
     return _table(header, body)
 
 
-def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict], file_bits: float) -> str:
+def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict], file_bits: float,
+             run_rows: Optional[List[dict]] = None) -> str:
     parts = ["# Client-server against peer-to-peer", ""] + title_lines + ["", "## Overall time per N", "",
              "Median over the runs of the time until the last host had the file; bounds from the fluid model.", "",
              per_n_table(records), ""]
@@ -187,4 +225,9 @@ def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict],
         if not any(h["mode"] == r["mode"] and h["n"] == r["n"] for h in host_rows):
             continue
         parts += [f"### {MODE_NAMES[r['mode']]}, N = {r['n']}", "", per_host_table(host_rows, r["mode"], r["n"], file_bits), ""]
+    if run_rows and any(r.get("fidelity_met") is not None for r in run_rows):
+        parts += ["## Machine fidelity", "", "The machine's CPU idle, sampled every second of each run (/proc/stat, all "
+                  "cores). Mininet-HiFi's criterion: at least 35% idle in every second. A run that missed it may have "
+                  "waited for the CPU rather than the links, so its times are an upper bound on the network's.", "",
+                  fidelity_table(run_rows), ""]
     return "\n".join(parts)

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 from typing import List, Optional
 
-from . import bounds
+from . import bounds, fidelity
 from .procs import Proc, Registry, wait_for
 
 
@@ -64,6 +64,8 @@ class TrialResult:
     server_bytes: Optional[int]
     bound: float
     error: str = ""
+    # The machine's CPU idle during the trial (fidelity.summarize).
+    cpu: dict = dataclasses.field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -128,7 +130,8 @@ def _port(address: str) -> int:
 
 
 def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Registry, log_dir: str) -> TrialResult:
-    """Runs one trial and stops everything it started, whatever happens."""
+    """Runs one trial and stops everything it started, whatever happens; the
+    machine's CPU idle is sampled throughout (`fidelity`)."""
     bound = bounds.bound(mode, n, cfg.file_bits, cfg.rate_bits, cfg.rate_bits, cfg.rate_bits)
     timeout = cfg.timeout or (3.0 * bounds.client_server(n, cfg.file_bits, cfg.rate_bits, cfg.rate_bits) + 60.0)
     scratch = os.path.join(files.work, f"{mode}-n{n}-r{run}")
@@ -138,16 +141,23 @@ def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Reg
     if cfg.log_level:
         env_vars["RUST_LOG"] = cfg.log_level
     started_here = len(registry.procs)
+    sampler = fidelity.Sampler().start()
     try:
-        if mode == "cs":
-            return _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
-        return _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
-    except TrialError as error:
-        return TrialResult(mode, n, run, [], None, bound, error=str(error))
+        try:
+            if mode == "cs":
+                result = _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
+            else:
+                result = _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
+        except TrialError as error:
+            result = TrialResult(mode, n, run, [], None, bound, error=str(error))
+        finally:
+            for proc in list(registry.procs[started_here:]):
+                registry.stop(proc, grace=5.0)
+            shutil.rmtree(scratch, ignore_errors=True)
     finally:
-        for proc in list(registry.procs[started_here:]):
-            registry.stop(proc, grace=5.0)
-        shutil.rmtree(scratch, ignore_errors=True)
+        cpu = sampler.stop()
+    result.cpu = cpu
+    return result
 
 
 def completions(started, line_of, extra=()) -> List[HostResult]:

@@ -22,6 +22,11 @@ class Folder(unittest.TestCase):
         self.folder = os.path.join(tempfile.mkdtemp(prefix="study-check-"), "results")
         self.addCleanup(shutil.rmtree, os.path.dirname(self.folder), True)
         shutil.copytree(os.path.join(RESULTS, self.source), self.folder)
+        # The committed study predates the CPU sampling: as if every run had it.
+        def sampled(summary):
+            for record in summary["records"]:
+                record["fidelity_runs_checked"] = record["runs"]
+        self.edit_summary(sampled)
 
     def edit_summary(self, change):
         path = os.path.join(self.folder, "summary.json")
@@ -45,6 +50,12 @@ class Folder(unittest.TestCase):
 
 
 class Checks(Folder):
+    def test_a_run_without_a_cpu_sample_fails(self):
+        def unsampled(summary):
+            self.record(summary, "p2p", 4)["fidelity_runs_checked"] = 2
+        self.edit_summary(unsampled)
+        self.assertEqual(self.failures(check.check(self.folder)), ["mininet p2p N=4"])
+
     def test_a_whole_folder_passes(self):
         checks = check.check(self.folder)
         self.assertEqual(self.failures(checks), [])

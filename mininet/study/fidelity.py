@@ -1,0 +1,95 @@
+"""Was the machine idle enough for a trial's figures to be the network's?
+
+An emulated network is only as good as the machine under it: when every
+core is busy, packets wait for a CPU, not for the link, and times grow for
+reasons the fluid model knows nothing of. Mininet-HiFi (Handigol et al.,
+CoNEXT 2012) checks this from the machine's side: a run counts only if the
+CPU had at least 35% idle in every second of it.
+
+`Sampler` reads the machine-wide counters of /proc/stat once a second during
+a trial (a thread; no child process); `idle_shares` turns consecutive
+samples into each second's idle share (idle + iowait over all time), and
+`summarize` gives what the tables and summary.json record per run: the
+lowest second, how many seconds fell below the threshold out of how many,
+and whether the run met the criterion.
+"""
+
+import threading
+from typing import List, Optional, Tuple
+
+THRESHOLD = 0.35  # Mininet-HiFi: at least 35% idle in every second
+
+
+def read_counters(path: str = "/proc/stat") -> Optional[Tuple[int, int]]:
+    """(idle, total) jiffies over all CPUs since boot; None if unreadable."""
+    try:
+        with open(path) as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [int(v) for v in fields[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already
+    # counted in user and nice, so it is left out of the total)
+    values = values[:8]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return idle, sum(values)
+
+
+def idle_shares(samples: List[Tuple[int, int]]) -> List[float]:
+    """Each interval's idle share, from consecutive (idle, total) samples.
+    An interval in which no time passed (or the counters went back) is
+    skipped."""
+    shares = []
+    for (idle0, total0), (idle1, total1) in zip(samples, samples[1:]):
+        elapsed = total1 - total0
+        if elapsed <= 0 or idle1 < idle0:
+            continue
+        shares.append(min(1.0, (idle1 - idle0) / elapsed))
+    return shares
+
+
+def summarize(shares: List[float], threshold: float = THRESHOLD) -> dict:
+    """What a run records: the lowest second's idle share, the seconds below
+    `threshold` and all seconds sampled, and whether none fell below. With
+    no sample (a trial shorter than a second), nothing is claimed."""
+    below = sum(1 for s in shares if s < threshold)
+    return {
+        "cpu_idle_min": min(shares) if shares else None,
+        "cpu_seconds_below": below,
+        "cpu_seconds": len(shares),
+        "fidelity_met": (below == 0) if shares else None,
+    }
+
+
+class Sampler:
+    """Samples /proc/stat every `period` seconds between `start` and `stop`."""
+
+    def __init__(self, period: float = 1.0, read=read_counters):
+        self.period = period
+        self.read = read
+        self.samples: List[Tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-idle", daemon=True)
+
+    def _run(self):
+        while True:
+            sample = self.read()
+            if sample is not None:
+                self.samples.append(sample)
+            if self._stop.wait(self.period):
+                break
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        """Stops sampling (taking one last sample) and summarizes."""
+        self._stop.set()
+        self._thread.join()
+        last = self.read()
+        if last is not None:
+            self.samples.append(last)
+        return summarize(idle_shares(self.samples))
