@@ -6,9 +6,12 @@
 //! and log a line per try. After each failure the loop pauses for
 //! [`AcceptBackoff::failed`]'s delay (10 ms, doubling up to 1 s); the first
 //! failure of a run is logged as a warning, the rest at debug level, and the
-//! first success after them says the loop is accepting again.
+//! first success after them says the loop is accepting again. Near the limit
+//! a descriptor freed elsewhere (a tracker request ending) lets one accept
+//! through between failures; a new run of failures within [`WARN_AGAIN`] of
+//! the last warning is logged at debug level too, so it is said once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
@@ -16,19 +19,32 @@ use tracing::{debug, info, warn};
 pub const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause.
 pub const MAX_PAUSE: Duration = Duration::from_secs(1);
+/// How long after a warning a new run of failures warns again.
+pub const WARN_AGAIN: Duration = Duration::from_secs(60);
 
 /// Back-off state of one accept loop.
 #[derive(Debug, Default)]
 pub struct AcceptBackoff {
     /// Failures in a row since the last success.
     failures: u32,
+    /// When the last warning was logged.
+    warned: Option<Instant>,
 }
 
 impl AcceptBackoff {
     /// After a failed accept: how long to pause before the next one.
     pub fn failed(&mut self, error: &std::io::Error) -> Duration {
-        if self.failures == 0 {
+        self.failed_at(error, Instant::now())
+    }
+
+    /// [`AcceptBackoff::failed`] at `now`.
+    pub fn failed_at(&mut self, error: &std::io::Error, now: Instant) -> Duration {
+        let recently = self
+            .warned
+            .is_some_and(|at| now.saturating_duration_since(at) < WARN_AGAIN);
+        if self.failures == 0 && !recently {
             warn!("accept failed: {error}; pausing new connections until it works again");
+            self.warned = Some(now);
         } else {
             debug!("accept failed again: {error}");
         }
@@ -65,5 +81,23 @@ mod tests {
         }
         backoff.succeeded();
         assert_eq!(backoff.failed(&error), FIRST_PAUSE);
+    }
+
+    #[test]
+    fn a_new_run_of_failures_warns_again_only_after_a_minute() {
+        let error = std::io::Error::from_raw_os_error(24); // EMFILE
+        let start = Instant::now();
+        let mut backoff = AcceptBackoff::default();
+        backoff.failed_at(&error, start);
+        assert_eq!(backoff.warned, Some(start));
+        // One accept gets through (a descriptor freed elsewhere), then it
+        // fails again: not a new warning.
+        backoff.succeeded();
+        backoff.failed_at(&error, start + Duration::from_millis(20));
+        assert_eq!(backoff.warned, Some(start));
+        backoff.succeeded();
+        let later = start + WARN_AGAIN;
+        backoff.failed_at(&error, later);
+        assert_eq!(backoff.warned, Some(later));
     }
 }
