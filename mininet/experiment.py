@@ -59,6 +59,9 @@ def parse_args(argv):
     parser.add_argument("--plain-seed", action="store_true",
                         help="the seeder shows its whole bitfield (default: peer seed --super-seed, BEP 16)")
     parser.add_argument("--max-peers", type=int, help="passed to peer seed and peer download (peer's default: 50)")
+    parser.add_argument("--events", action="store_true",
+                        help="our peers record each piece's arrival and sender (peer --events) under OUT/logs; "
+                             "adds the piece x host picture")
     parser.add_argument("--timeout", type=float, help="seconds a trial may take (default 3 x the CS bound + 60)")
     parser.add_argument("--log-level", help="RUST_LOG for every process, e.g. peer=debug (logs under OUT/logs)")
     parser.add_argument("--work", help="scratch folder for the seed and the copies (default: a fresh temporary one)")
@@ -76,6 +79,7 @@ def configure(args) -> config.Config:
     cfg.cpu, cfg.switch, cfg.piece_length = args.cpu, args.switch, args.piece_length
     cfg.seeder_unchoke_slots, cfg.super_seed = args.seeder_unchoke_slots, not args.plain_seed
     cfg.unchoke_slots, cfg.max_peers, cfg.timeout, cfg.log_level = args.unchoke_slots, args.max_peers, args.timeout, args.log_level
+    cfg.events = args.events
     return cfg
 
 

@@ -91,6 +91,7 @@ class Config:
     max_peers: Optional[int] = None
     timeout: Optional[float] = None
     log_level: Optional[str] = None
+    events: bool = False  # every peer writes --events to the trial's log folder
     preset: Optional[str] = None
 
     @property

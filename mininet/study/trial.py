@@ -213,6 +213,11 @@ def _knobs(cfg, seeder: bool) -> List[str]:
     return knobs
 
 
+def _events(cfg, log_dir: str, name: str) -> List[str]:
+    """`--events` into the trial's log folder, when the study draws pieces."""
+    return ["--events", os.path.join(log_dir, f"{name}.events.jsonl")] if cfg.events else []
+
+
 def _create_argv(cfg, files: Files, announce: str, torrent: str) -> List[str]:
     """`peer create` for the seed, with the piece length asked for (if any)."""
     create = [files.peer, "create", os.path.join(files.seed_dir, files.seed_name), "-a", announce,
@@ -254,7 +259,8 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
     info_hash = json.loads(made.stdout.strip().splitlines()[-1])["info_hash"]
     knobs, seeder_knobs = _knobs(cfg, seeder=False), _knobs(cfg, seeder=True)
     seeder = registry.spawn(
-        server, "seeder", [files.peer, "seed", torrent, "--data", files.seed_dir, "--port", "0"] + env.limits.seed() + seeder_knobs,
+        server, "seeder", [files.peer, "seed", torrent, "--data", files.seed_dir, "--port", "0"] + env.limits.seed() + seeder_knobs
+        + _events(cfg, log_dir, "seeder"),
         log_dir, env_vars,
     )
     stats_url = f"http://{server.ip}:{tracker_port}/stats"
@@ -283,7 +289,8 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         taken.add((host.ip, port))
         ports[host.name] = port
         argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port), "--seed"]
-        downloads.append((host, registry.spawn(host, host.name, argv + env.limits.download() + knobs, log_dir, env_vars)))
+        argv += env.limits.download() + knobs + _events(cfg, log_dir, host.name)
+        downloads.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
 
     def complete(proc):
         return proc.find(lambda l: l.get("event") == "complete")

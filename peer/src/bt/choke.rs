@@ -3,7 +3,11 @@
 //! third round (30 s) so that newcomers get a chance to prove themselves. A
 //! downloading peer ranks by the rate it downloads from each peer (tit for
 //! tat); a seeder ranks by the rate it uploads to each (the ones that take
-//! the most, who are likely to pass pieces on).
+//! the most, who are likely to pass pieces on). A super-seeder ranks by the
+//! pieces a peer lacks: the peers furthest behind get the new pieces, so
+//! that they have something every other peer wants and trade at full rate
+//! (ranked by rate, a seeder at N = 30 kept the same peers and a peer that
+//! fell behind got unchoked by one or two leechers at a time).
 
 use std::collections::HashSet;
 
@@ -18,7 +22,8 @@ pub const OPTIMISTIC_EVERY: u64 = 3;
 pub struct Candidate {
     pub key: PeerKey,
     pub interested: bool,
-    /// Bytes per second over the last round, by the rule in the module docs.
+    /// The rank, higher first: bytes per second over the last round, or
+    /// pieces missing, by the rule in the module docs.
     pub rate: f64,
 }
 

@@ -22,13 +22,15 @@
 //! - [`listener`]: the listening socket, which hands the coordinator only
 //!   peers whose handshake is in, within [`admission`]'s limits (pure: the
 //!   handshakes in progress, connections per address);
-//! - [`torrent`]: the coordinator that ties them together.
+//! - [`torrent`]: the coordinator that ties them together, and [`events`],
+//!   the optional record of each piece's arrival for a study.
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
 
 pub mod admission;
 pub mod buffers;
 pub mod choke;
+pub mod events;
 pub mod extensions;
 pub mod fast;
 pub mod listener;

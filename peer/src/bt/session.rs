@@ -37,6 +37,7 @@ mod start;
 pub use start::{incoming, our_handshake, outgoing, over, SessionEnd};
 
 use super::{
+    events::Event,
     extensions::{ExtensionFault, Handled, PeerExtensions},
     fast::FastPeer,
     peer_state::PeerState,
@@ -268,6 +269,13 @@ impl Session {
             Message::Unchoke
         })
         .await?;
+        self.shared.record_for(self.key, |to| {
+            if choke {
+                Event::Choke { to }
+            } else {
+                Event::Unchoke { to }
+            }
+        });
         self.offer().await
     }
 
@@ -293,6 +301,10 @@ impl Session {
                 &mut state.rng,
             )
         };
+        for &index in &tell {
+            self.shared
+                .record_for(self.key, |to| Event::Offer { piece: index, to });
+        }
         for index in tell {
             self.send(Message::Have(index)).await?;
             if self.fast.is_some() {
@@ -414,6 +426,9 @@ impl Session {
                     state
                         .picker
                         .remove_availability(&self.peer.replace_has(field));
+                    if let Some(slot) = state.peers.get_mut(&self.key) {
+                        slot.pieces = self.peer.has.count() as u32;
+                    }
                 }
                 if self.peer.has.is_complete() && self.shared.state().picker.is_complete() {
                     return Err(SessionError::Protocol("both sides are seeders"));
@@ -423,7 +438,11 @@ impl Session {
             }
             Message::Have(index) => {
                 if self.peer.peer_has(index) {
-                    self.shared.state().picker.add_have(index);
+                    let mut state = self.shared.state();
+                    state.picker.add_have(index);
+                    if let Some(slot) = state.peers.get_mut(&self.key) {
+                        slot.pieces += 1;
+                    }
                 }
                 if !self.peer.am_interested && self.shared.state().picker.wants(index) {
                     self.update_interest().await?;

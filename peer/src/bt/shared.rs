@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{
+    events::{self, Event, EventLog},
     extensions::Offered,
     picker::{CompletePiece, PeerKey, Picker},
     storage::Storage,
@@ -83,6 +84,8 @@ pub struct PeerSlot {
     /// Payload bytes this choking round, each way.
     pub down_round: u64,
     pub up_round: u64,
+    /// Pieces the peer has, as its bitfield and `have`s said.
+    pub pieces: u32,
 }
 
 impl PeerSlot {
@@ -159,6 +162,8 @@ pub struct Shared {
     verifiers: Workers,
     /// Set when the disk fails: the run ends with this error.
     pub fatal: Mutex<Option<String>>,
+    /// `--events`: what happened to each piece, for a study.
+    pub events: Option<Arc<EventLog>>,
 }
 
 pub struct Limits {
@@ -168,6 +173,8 @@ pub struct Limits {
     pub unchoke_slots: usize,
     /// Super-seed (BEP 16) while we have every piece.
     pub super_seed: bool,
+    /// Where to record events (`events`), if anywhere.
+    pub events: Option<Arc<EventLog>>,
 }
 
 impl Shared {
@@ -221,6 +228,7 @@ impl Shared {
             verify_permits: permits as u32,
             verifiers: Workers::new("verify", cores())?,
             fatal: Mutex::new(None),
+            events: limits.events,
         }))
     }
 
@@ -265,6 +273,7 @@ impl Shared {
                 unchoked: false,
                 down_round: 0,
                 up_round: 0,
+                pieces: 0,
             },
         );
         state.identities.insert(key, (id, addr, dialed));
@@ -373,7 +382,21 @@ impl Shared {
                     state.have_log.push(piece.index);
                     let count = state.have_log.len();
                     let complete = state.picker.is_complete();
+                    let from = shared.events.as_ref().map(|_| {
+                        piece
+                            .contributors
+                            .iter()
+                            .filter_map(|k| state.identities.get(k))
+                            .map(|(id, _, _)| events::id(id))
+                            .collect()
+                    });
                     drop(state);
+                    if let (Some(log), Some(from)) = (&shared.events, from) {
+                        log.record(Event::Piece {
+                            piece: piece.index,
+                            from,
+                        });
+                    }
                     shared.have_count.send_replace(count);
                     if complete {
                         shared.complete.send_replace(true);
@@ -417,6 +440,20 @@ impl Shared {
         let _all = self.verify_slots.acquire_many(self.verify_permits).await;
     }
 
+    /// Records an event about peer `key` (`to`: its id), if events are kept.
+    pub fn record_for(&self, key: PeerKey, event: impl FnOnce(String) -> Event) {
+        let Some(log) = &self.events else { return };
+        let Some(id) = self
+            .state()
+            .peers
+            .get(&key)
+            .map(|slot| events::id(&slot.id))
+        else {
+            return;
+        };
+        log.record(event(id));
+    }
+
     /// Bytes still missing.
     pub fn left(&self) -> u64 {
         let have = self.state().picker.bytes_have();
@@ -441,6 +478,7 @@ mod tests {
             unchoked: false,
             down_round: 0,
             up_round: 0,
+            pieces: 0,
         };
         slot.set_unchoked(true);
         assert!(slot.unchoked);

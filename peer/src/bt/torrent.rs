@@ -25,6 +25,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::{
     admission,
     choke::{Candidate, Choker},
+    events::{self, Event, EventLog},
     extensions::Offered,
     listener::Listener,
     session::{self, SessionEnd},
@@ -63,6 +64,8 @@ pub struct Settings {
     pub peers: Vec<SocketAddr>,
     /// Trade peer addresses with peers (BEP 11); never for a private torrent.
     pub pex: bool,
+    /// Record each piece's arrival, offers and chokes (`--events`).
+    pub events: Option<Arc<EventLog>>,
 }
 
 #[derive(Debug, Error)]
@@ -188,6 +191,7 @@ pub async fn run(
         max_peers: settings.max_peers,
         unchoke_slots: settings.unchoke_slots,
         super_seed: settings.super_seed,
+        events: settings.events.clone(),
     };
     // Peers to dial: from the trackers, from peer exchange, and by hand.
     let (peers_tx, mut peers_rx) = mpsc::channel::<Vec<SocketAddr>>(16);
@@ -217,6 +221,14 @@ pub async fn run(
         settings.admission,
     );
     info!(port, "listening for peers");
+    if let Some(log) = &shared.events {
+        log.record(Event::Start {
+            peer_id: events::id(&our_id),
+            port,
+            pieces: shared.geometry.piece_count,
+            piece_length: shared.geometry.piece_length,
+        });
+    }
 
     let _ = peers_tx.try_send(settings.peers.clone());
     // Without a tracker the peers given by hand are all there is; with
@@ -288,6 +300,9 @@ pub async fn run(
             }
             _ = choke_tick.tick() => choke_round(&shared, &mut choker),
             _ = status_tick.tick() => {
+                if let Some(log) = &shared.events {
+                    log.flush();
+                }
                 let peers = shared.state().peers.len();
                 on_status(Status { have: meta.info.total_length - shared.left(), peers });
             }
@@ -324,6 +339,9 @@ pub async fn run(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
+    if let Some(log) = &shared.events {
+        log.flush();
+    }
     if let Some(task) = tracker_task {
         // It announces `stopped` on the way out.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -470,6 +488,7 @@ fn dial(
 fn choke_round(shared: &Shared, choker: &mut Choker) {
     let mut state = shared.state();
     let seeding = state.picker.is_complete();
+    let super_seeding = state.offers.is_some();
     let seconds = CHOKE_ROUND.as_secs_f64();
     let candidates: Vec<Candidate> = state
         .peers
@@ -477,12 +496,18 @@ fn choke_round(shared: &Shared, choker: &mut Choker) {
         .map(|(&key, slot)| Candidate {
             key,
             interested: slot.interested,
-            rate: (if seeding {
-                slot.up_round
+            rate: if super_seeding {
+                // New pieces go to the peers furthest behind, who then have
+                // what every other peer wants (see `choke`).
+                f64::from(shared.geometry.piece_count.saturating_sub(slot.pieces))
             } else {
-                slot.down_round
-            }) as f64
-                / seconds,
+                (if seeding {
+                    slot.up_round
+                } else {
+                    slot.down_round
+                }) as f64
+                    / seconds
+            },
         })
         .collect();
     let state = &mut *state;

@@ -3,7 +3,7 @@
 //! link is resolved first (`magnet_source`): its metadata is fetched from
 //! peers and saved as a `.torrent` beside the data.
 
-use std::{io::Write, net::SocketAddr, path::PathBuf};
+use std::{io::Write, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use common::{magnet::is_peer_address, Metainfo};
 use tokio_util::sync::CancellationToken;
@@ -12,6 +12,7 @@ use super::{load_torrent, magnet_source};
 use peer::{
     bt::{
         admission,
+        events::EventLog,
         storage::{Storage, StorageError},
         torrent::{self, Settings, Summary, TorrentError},
     },
@@ -52,6 +53,11 @@ pub struct PeerOptions {
     /// No peer exchange (BEP 11): learn peers only from trackers and by hand.
     #[arg(long)]
     no_pex: bool,
+    /// Record, as JSON lines in FILE, when each piece verified and which
+    /// peers sent it, the pieces a super-seeder offered and the chokes
+    /// (for studies; see `peer::bt::events`).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 fn peer_address(text: &str) -> Result<String, String> {
@@ -153,6 +159,19 @@ fn cancel_on_signals(token: CancellationToken) {
     });
 }
 
+/// The `--events` file, created now so that a bad path fails at start.
+fn open_events(
+    options: &PeerOptions,
+    started: std::time::Instant,
+) -> Result<Option<Arc<EventLog>>, Failure> {
+    let Some(path) = &options.events else {
+        return Ok(None);
+    };
+    EventLog::create(path, started)
+        .map(|log| Some(Arc::new(log)))
+        .map_err(|e| Failure::new(Exit::Io, format!("{}: {e}", path.display())))
+}
+
 fn print_summary(summary: &Summary) {
     let mut stdout = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut stdout, summary);
@@ -165,8 +184,10 @@ fn settings(
     download_rate: Option<u64>,
     keep_seeding: bool,
     peers: Vec<SocketAddr>,
+    events: Option<Arc<EventLog>>,
 ) -> Settings {
     Settings {
+        events,
         peers,
         pex: !options.no_pex,
         port: options.port,
@@ -212,7 +233,8 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
         let (storage, have) = open_and_check(&meta, args.output.clone(), true).await?;
         let bar = progress::bytes_bar(meta.info.total_length, "download");
         bar.set_position(have.count() as u64 * meta.info.piece_length.min(meta.info.total_length));
-        let settings = settings(&args.peer, args.max_download_rate, args.seed, peers);
+        let events = open_events(&args.peer, started)?;
+        let settings = settings(&args.peer, args.max_download_rate, args.seed, peers, events);
         let seeding = args.seed;
         let outcome = torrent::run(
             started,
@@ -267,7 +289,13 @@ pub fn seed(args: SeedArgs) -> Result<(), Failure> {
         let peers = magnet_source::resolve(&args.peer.peers).await;
         let seeding = Settings {
             super_seed: args.super_seed,
-            ..settings(&args.peer, None, true, peers)
+            ..settings(
+                &args.peer,
+                None,
+                true,
+                peers,
+                open_events(&args.peer, started)?,
+            )
         };
         let listener = torrent::listen(args.peer.port)
             .await

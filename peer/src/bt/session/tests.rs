@@ -48,6 +48,7 @@ fn seeder(dir: &std::path::Path, payload: &[u8]) -> (Metainfo, Arc<Shared>) {
         max_peers: 8,
         unchoke_slots: 4,
         super_seed: false,
+        events: None,
     };
     let offered = Offered {
         metadata: None,
