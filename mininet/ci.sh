@@ -67,7 +67,7 @@ tally() {  # tally NAME COMMAND...: runs a checker that prints ok/FAIL lines, ad
 }
 
 # The unit tests; `unittest discover` exits 0 when it finds none, so the count is checked too.
-min_unit_tests=63
+min_unit_tests=66
 unit=$(cd mininet && $py -m unittest discover -s tests -t . 2>&1)
 status=$?
 tail -3 <<<"$unit"
@@ -80,9 +80,22 @@ trap 'rm -rf "$scratch"' EXIT
 local_out=$scratch/local net_out=$scratch/mininet small_out=$scratch/run.sh
 
 start=$(date +%s)
-$py mininet/experiment.py --local --preset quick --bin "$bin" --out "$local_out"
-result "quick preset on one machine ($(($(date +%s) - start)) s)" $?
+$py mininet/experiment.py --local --preset quick --events --bin "$bin" --out "$local_out"
+result "quick preset on one machine, with --events ($(($(date +%s) - start)) s)" $?
 tally "study.check local" bash -c "cd mininet && $py -m study.check --claims '$local_out'"
+# --events: every host recorded every piece, with the seeder among the senders, and the picture is drawn.
+tally "--events and the piece picture" bash -c "cd mininet && $py - '$local_out'" <<'PY'
+import os, sys
+from study import pieces
+out = sys.argv[1]
+hosts = pieces.load(os.path.join(out, "logs", "p2p-n3-r1"))
+leechers = [h for h in hosts.values() if h.name != "seeder"]
+ok = len(leechers) == 3 and all(h.done is not None for h in leechers) and hosts["seeder"].peer_id
+ok = ok and sum(pieces.seeder_copies(hosts).values()) >= leechers[0].pieces
+ok = ok and all(os.path.getsize(os.path.join(out, f"pieces-p2p-n{n}-r1.png")) > 10000 for n in (1, 3))
+print(("ok  " if ok else "FAIL") + f" --events: {len(leechers)} hosts recorded every piece, pictures drawn")
+sys.exit(0 if ok else 1)
+PY
 
 start=$(date +%s)
 $sudo $py mininet/experiment.py --preset quick --bin "$bin" --out "$net_out"

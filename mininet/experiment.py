@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from study import config, plot, results  # noqa: E402
+from study import config, pieces, plot, results  # noqa: E402
 from study.procs import Registry  # noqa: E402
 from study.trial import Files, make_seed, run_trial  # noqa: E402
 
@@ -179,6 +179,17 @@ def draw(out: str, cfg_json: dict, records) -> None:
     plot.plot(os.path.join(out, "plot.png"), records, cfg_json["size"] * 8.0, cfg_json["bw"] * 1e6, title)
 
 
+def draw_pieces(out: str, cfg, trial, log_dir: str) -> None:
+    """With --events, the piece x host picture of a peer-to-peer trial."""
+    if not cfg.events or trial.mode != "p2p" or plot.available():
+        return
+    hosts = pieces.load(log_dir)
+    time = f"{trial.overall:.1f} s" if trial.overall else "incomplete"
+    title = (f"N = {trial.n}, {config.format_size(cfg.size)}, {cfg.bw:g} Mbit/s links, run {trial.run}: {time}, "
+             f"bound {trial.bound:.1f} s")
+    pieces.draw(os.path.join(out, f"pieces-p2p-n{trial.n}-r{trial.run}.png"), hosts, cfg.rate_bits, title)
+
+
 def report_only(folder: str) -> int:
     import json
 
@@ -272,6 +283,7 @@ def main(argv=None) -> int:
                     row = results.run_row(cfg.environment, trial)
                     run_rows.append(row)
                     print(progress_line(trial, row, cfg), flush=True)
+                    draw_pieces(out, cfg, trial, log_dir)
                     failed |= not trial.verified
                     results.write_csv(os.path.join(out, "hosts.csv"), host_rows, results.HOST_COLUMNS)
                     results.write_csv(os.path.join(out, "runs.csv"), run_rows, results.RUN_COLUMNS)
