@@ -67,7 +67,7 @@ tally() {  # tally NAME COMMAND...: runs a checker that prints ok/FAIL lines, ad
 }
 
 # The unit tests; `unittest discover` exits 0 when it finds none, so the count is checked too.
-min_unit_tests=66
+min_unit_tests=74
 unit=$(cd mininet && $py -m unittest discover -s tests -t . 2>&1)
 status=$?
 tail -3 <<<"$unit"
@@ -101,6 +101,26 @@ start=$(date +%s)
 $sudo $py mininet/experiment.py --preset quick --bin "$bin" --out "$net_out"
 result "quick preset in Mininet ($(($(date +%s) - start)) s)" $?
 tally "study.check mininet" bash -c "cd mininet && $py -m study.check --claims '$net_out'"
+
+# Two link classes on one machine: the general bound, each class's times in tables.md.
+start=$(date +%s)
+links_out=$scratch/links
+$py mininet/experiment.py --local --links 2x2/16mbit,1x8/32mbit --size 2M --bw 8 --runs 1 --bin "$bin" --out "$links_out"
+result "two link classes on one machine ($(($(date +%s) - start)) s)" $?
+tally "study.check links" bash -c "cd mininet && $py -m study.check '$links_out'"
+tally "link classes reported" bash -c "cd mininet && $py - '$links_out'" <<'PY'
+import json, sys
+folder = sys.argv[1]
+summary = json.load(open(f"{folder}/summary.json"))
+p2p = next(r for r in summary["records"] if r["mode"] == "p2p")
+f = summary["config"]["size"] * 8.0
+want = max(f / 8e6, f / 16e6, 3 * f / (8e6 + 2e6 + 2e6 + 8e6))
+ok = summary["config"]["peers"] == [3] and abs(p2p["bound_seconds"] - want) < 1e-6
+print(("ok  " if ok else "FAIL") + f" --links: N = 3 and the general P2P bound {p2p['bound_seconds']:.3f} s (want {want:.3f})")
+tables = open(f"{folder}/tables.md", encoding="utf-8").read()
+rows = [l for l in tables.splitlines() if "| 2/16 Mbit/s |" in l or "| 8/32 Mbit/s |" in l]
+print(("ok  " if len(rows) == 4 and "—" not in "".join(rows) else "FAIL") + f" --links: tables.md times each class in both modes: {len(rows)} rows")
+PY
 
 # ./run.sh itself (the README's main job), small, with every peer option the study passes on:
 # the peer must accept each, and the results must record them.

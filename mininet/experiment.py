@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from study import config, pieces, plot, results  # noqa: E402
+from study import config, links, pieces, plot, results  # noqa: E402
 from study.procs import Registry  # noqa: E402
 from study.trial import Files, make_seed, run_trial  # noqa: E402
 
@@ -157,7 +157,8 @@ def title_lines(cfg, notes, machine) -> list:
 def write_report(out: str, cfg_json: dict, machine: dict, notes, host_rows, run_rows, lines) -> list:
     file_bits = cfg_json["size"] * 8.0
     rate_bits = cfg_json["bw"] * 1e6
-    records = results.summarize(run_rows, cfg_json["modes"], cfg_json["peers"], file_bits, rate_bits)
+    records = results.summarize(run_rows, cfg_json["modes"], cfg_json["peers"], file_bits, rate_bits,
+                                links.bound_of(cfg_json))
     results.write_summary(os.path.join(out, "summary.json"), cfg_json, machine, records, notes)
     with open(os.path.join(out, "tables.md"), "w", encoding="utf-8") as md:
         md.write(results.markdown(lines, host_rows, records, file_bits, run_rows))
@@ -176,7 +177,8 @@ def draw(out: str, cfg_json: dict, records) -> None:
         knobs += ["seed --super-seed"] if cfg_json.get("super_seed", False) else []
     title = (f"{config.format_size(cfg_json['size'])} to N hosts, {cfg_json['bw']:g} Mbit/s links ({where}), "
              f"{cfg_json['runs']} run{'s' if cfg_json['runs'] > 1 else ''}" + (f"\npeer {' '.join(knobs)}" if knobs else ""))
-    plot.plot(os.path.join(out, "plot.png"), records, cfg_json["size"] * 8.0, cfg_json["bw"] * 1e6, title)
+    plot.plot(os.path.join(out, "plot.png"), records, links.bound_of(cfg_json), title,
+              every_n=not cfg_json.get("links"))
 
 
 def draw_pieces(out: str, cfg, trial, log_dir: str) -> None:

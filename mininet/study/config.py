@@ -5,6 +5,8 @@ import dataclasses
 import re
 from typing import List, Optional
 
+from . import links as link_classes
+
 MODES = ("cs", "p2p")
 
 # The lab: the 1 GiB seed, N in 1, 2, 4, 6, three runs, 100 Mbit/s links.
@@ -92,6 +94,7 @@ class Config:
     timeout: Optional[float] = None
     log_level: Optional[str] = None
     events: bool = False  # every peer writes --events to the trial's log folder
+    links: Optional[str] = None  # host link classes (links.py), e.g. 15x1/16mbit,15x4/32mbit
     preset: Optional[str] = None
 
     @property
@@ -106,12 +109,15 @@ class Config:
     @property
     def rate_flag(self) -> str:
         """The same rate as `peer` reads it: bits per second with a decimal suffix."""
-        if self.bw == int(self.bw):
-            return f"{int(self.bw)}mbit"
-        kbit = self.bw * 1000
-        if kbit == int(kbit):
-            return f"{int(kbit)}kbit"
-        return str(int(round(self.rate_bits / 8)))  # plain bytes per second
+        return link_classes.rate_flag(self.bw)
+
+    def hosts(self, n: int) -> List[link_classes.LinkClass]:
+        """The link of each of h1..hN: its class from --links, else --bw both ways."""
+        return link_classes.hosts(link_classes.classes_of(self.links), n, self.bw)
+
+    def bound(self, mode: str, n: int) -> float:
+        """The fluid bound of `mode` at N, with each host's own rates."""
+        return link_classes.bound(mode, n, self.file_bits, self.bw, self.hosts(n))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,6 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="loss per link in percent (Mininet, needs netem; default 0)")
     parser.add_argument("--runs", type=int, help="repetitions of every (mode, N) (lab: 3)")
     parser.add_argument("--modes", default="cs,p2p", help="cs, p2p or cs,p2p (default)")
+    parser.add_argument("--links", help="host link classes COUNTxUP/DOWN, e.g. 15x1/16mbit,15x4/32mbit "
+                                        "(N is then their total; the server keeps --bw)")
 
 
 def from_arguments(args: argparse.Namespace, environment: str) -> Config:
@@ -141,17 +149,25 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
     if not 0 <= args.loss < 100:
         raise ValueError("--loss must be a percentage in [0, 100)")
     delay = parse_delay(args.delay)
+    peers = parse_peers(args.peers) if args.peers else list(preset["peers"])
+    links = getattr(args, "links", None)
+    if links:
+        total = sum(c.count for c in link_classes.parse(links))
+        if args.peers and peers != [total]:
+            raise ValueError(f"--links names {total} hosts: --peers must be {total} or left out")
+        peers = [total]
     if environment == "local" and (delay or args.loss):
         # Refused before anything is made (the seed, the results folder).
         raise ValueError("--delay and --loss need Mininet (netem); --local emulates only link rates")
     return Config(
         environment=environment,
         size=parse_size(args.size or preset["size"]),
-        peers=parse_peers(args.peers) if args.peers else list(preset["peers"]),
+        peers=peers,
         runs=runs,
         bw=bw,
         modes=parse_modes(args.modes),
         delay=delay,
         loss=args.loss,
         preset=args.preset or "lab",
+        links=links or None,
     )

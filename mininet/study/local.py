@@ -17,6 +17,8 @@ import subprocess
 import urllib.request
 from typing import List, Optional
 
+from .links import rate_flag as link_rate_flag
+
 
 class LocalHost:
     def __init__(self, name: str):
@@ -49,23 +51,32 @@ ONE_ADDRESS_FOR_ALL = ["--max-per-ip", "10000"]
 
 
 class RateLimits:
-    """The flags that make `peer` behave as if behind links of `rate` each,
+    """The flags that make `peer` behave as if behind its host's links (the
+    server's at `rate` both ways, each host's from `hosts`: name -> LinkClass),
     and as if every host had an address of its own."""
 
-    def __init__(self, rate: str):
+    def __init__(self, rate: str, hosts: Optional[dict] = None):
         self.rate = rate
+        self.hosts = hosts or {}
+
+    def _host(self, host):
+        cls = self.hosts.get(host.name)
+        if cls is None:
+            return self.rate, self.rate
+        return link_rate_flag(cls.up), link_rate_flag(cls.down)
 
     def serve(self) -> List[str]:
         return ["--max-upload-rate", self.rate]
 
-    def fetch(self) -> List[str]:
-        return ["--max-download-rate", self.rate]
+    def fetch(self, host) -> List[str]:
+        return ["--max-download-rate", self._host(host)[1]]
 
     def seed(self) -> List[str]:
         return ["--max-upload-rate", self.rate] + ONE_ADDRESS_FOR_ALL
 
-    def download(self) -> List[str]:
-        return ["--max-upload-rate", self.rate, "--max-download-rate", self.rate] + ONE_ADDRESS_FOR_ALL
+    def download(self, host) -> List[str]:
+        up, down = self._host(host)
+        return ["--max-upload-rate", up, "--max-download-rate", down] + ONE_ADDRESS_FOR_ALL
 
 
 class LocalEnvironment:
@@ -78,8 +89,10 @@ class LocalEnvironment:
             raise ValueError("--delay and --loss need Mininet (netem); --local emulates only link rates")
         self.server = LocalHost("h0")
         self.clients = [LocalHost(f"h{i}") for i in range(1, max_n + 1)]
-        self.limits = RateLimits(cfg.rate_flag)
-        self.notes = [f"every host a process on 127.0.0.1; links emulated by peer's rate limits at {cfg.rate_flag}"]
+        classes = cfg.hosts(max_n)
+        self.limits = RateLimits(cfg.rate_flag, {h.name: c for h, c in zip(self.clients, classes)})
+        links = f"at {cfg.rate_flag}" if not cfg.links else f"server at {cfg.rate_flag}, hosts {cfg.links} (upload/download)"
+        self.notes = [f"every host a process on 127.0.0.1; links emulated by peer's rate limits {links}"]
 
     def close(self) -> None:
         pass

@@ -8,6 +8,7 @@ without it. Everything needs root.
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from typing import Dict, List, Optional, Tuple
@@ -86,26 +87,29 @@ class _QuietHtbQuantum(logging.Filter):
         return "quantum of class" not in record.getMessage()
 
 
-def make_topo(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[float]):
-    """A star: switch s1, the server h0 and the downloaders h1..hN, one TCLink each."""
+def make_topo(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[float], hosts=None):
+    """A star: switch s1, the server h0 and the downloaders h1..hN, one TCLink
+    each; `hosts[i - 1]` (a LinkClass) gives hI its own rates, the host's
+    side shaped at its upload and the switch's side at its download."""
     from mininet.topo import Topo
 
     class StarTopo(Topo):
         def build(self):
             switch = self.addSwitch("s1")
-            link = {"bw": bw}
+            link = {}
             if delay:
                 link["delay"] = delay
             if loss:
                 link["loss"] = loss
             host = {"cpu": cpu} if cpu else {}
             for i in range(n + 1):
-                self.addLink(self.addHost(f"h{i}", **host), switch, **link)
+                up, down = (hosts[i - 1].up, hosts[i - 1].down) if hosts and i > 0 else (bw, bw)
+                self.addLink(self.addHost(f"h{i}", **host), switch, params1={"bw": up}, params2={"bw": down}, **link)
 
     return StarTopo()
 
 
-def build(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[float], switch: str = "auto"):
+def build(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[float], switch: str = "auto", hosts=None):
     """A started Mininet network (not yet checked); the caller must `stop()` it."""
     from mininet.link import TCLink
     from mininet.log import lg
@@ -118,7 +122,7 @@ def build(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[fl
         switch = "ovs" if ovs_running() else "lxbr"
     switch_class = OVSBridge if switch == "ovs" else LinuxBridge
     net = Mininet(
-        topo=make_topo(n, bw, delay, loss, cpu),
+        topo=make_topo(n, bw, delay, loss, cpu, hosts),
         switch=switch_class,
         controller=None,
         host=CPULimitedHost if cpu else Host,
@@ -137,8 +141,20 @@ def build(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[fl
     return net
 
 
-def check_links(net, n: int, bw: float) -> List[str]:
-    """Problems found: hosts that cannot reach h0, interfaces without their rate."""
+_TC_RATE = re.compile(r"\brate (\d+(?:\.\d+)?)([KMG]?)bit")
+
+
+def tc_rate_mbit(shown: str) -> Optional[float]:
+    """The first htb rate in `tc class show` output, in Mbit/s."""
+    match = _TC_RATE.search(shown)
+    if not match:
+        return None
+    return float(match.group(1)) * {"": 1e-6, "K": 1e-3, "M": 1.0, "G": 1e3}[match.group(2)]
+
+
+def check_links(net, n: int, bw: float, hosts=None) -> List[str]:
+    """Problems found: hosts that cannot reach h0, interfaces without their
+    rate; with link classes (`hosts`), each direction at its own rate."""
     problems = []
     h0 = net.get("h0")
     for i in range(1, n + 1):
@@ -146,10 +162,14 @@ def check_links(net, n: int, bw: float) -> List[str]:
         out = host.cmd(f"ping -c 1 -W 2 {h0.IP()}")
         if " 0% packet loss" not in out:
             problems.append(f"h{i} cannot reach h0 ({h0.IP()}): {out.strip().splitlines()[-1] if out.strip() else 'no output'}")
-    for host in [h0] + [net.get(f"h{i}") for i in range(1, n + 1)]:
-        shown = host.cmd(f"tc class show dev {host.defaultIntf()}")
-        if "rate" not in shown:
-            problems.append(f"{host.name}: no tc rate on {host.defaultIntf()}: {shown.strip()}")
+    for i, host in enumerate([h0] + [net.get(f"h{i}") for i in range(1, n + 1)]):
+        up, down = (hosts[i - 1].up, hosts[i - 1].down) if hosts and i > 0 else (bw, bw)
+        intf = host.defaultIntf()
+        far = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
+        for side, node, want in ((intf, host, up), (far, far.node, down)):
+            got = tc_rate_mbit(node.cmd(f"tc class show dev {side}"))
+            if got is None or abs(got - want) > 0.01 * want:
+                problems.append(f"{host.name}: {side} shaped at {got} Mbit/s, not {want:g}")
     return problems
 
 
@@ -176,7 +196,7 @@ class MininetHost:
 class NoLimits:
     """In Mininet the links themselves have the rates: no flags."""
 
-    def serve(self):
+    def serve(self, host=None):
         return []
 
     fetch = seed = download = serve
@@ -196,13 +216,14 @@ class MininetEnvironment:
             )
             delay, loss = None, 0.0
             cfg.delay, cfg.loss = None, 0.0
-        self.net = build(max_n, cfg.bw, delay, loss, cfg.cpu, cfg.switch)
+        self.net = build(max_n, cfg.bw, delay, loss, cfg.cpu, cfg.switch, cfg.hosts(max_n) if cfg.links else None)
         self.notes.append(
             f"Mininet star, switch {self.net.switch_name}, TCLink bw {cfg.bw:g} Mbit/s"
+            + (f" for the server, hosts {cfg.links} (upload/download, each direction shaped)" if cfg.links else "")
             + (f", delay {delay}" if delay else "") + (f", loss {loss}%" if loss else "")
             + (f", CPU share {cfg.cpu} per host" if cfg.cpu else "")
         )
-        problems = check_links(self.net, max_n, cfg.bw)
+        problems = check_links(self.net, max_n, cfg.bw, cfg.hosts(max_n) if cfg.links else None)
         if problems:
             self.close()
             raise RuntimeError("the Mininet network does not work: " + "; ".join(problems))

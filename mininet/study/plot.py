@@ -2,7 +2,6 @@
 
 from typing import List, Optional
 
-from . import bounds
 
 
 def available() -> Optional[str]:
@@ -14,14 +13,16 @@ def available() -> Optional[str]:
     return None
 
 
-def plot(path: str, records: List[dict], file_bits: float, rate_bits: float, title: str) -> None:
+def plot(path: str, records: List[dict], bound_of, title: str, every_n: bool = True) -> None:
+    """`bound_of(mode, n)`: the fluid bound, drawn for every N up to the
+    largest (`every_n`) or only at the N measured (hosts with link classes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     peers = sorted({r["n"] for r in records})
-    grid = list(range(1, max(peers) + 1))
+    grid = list(range(1, max(peers) + 1)) if every_n else peers
     colours = {"cs": "tab:red", "p2p": "tab:blue"}
     labels = {"cs": "client-server", "p2p": "peer-to-peer"}
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
@@ -29,8 +30,8 @@ def plot(path: str, records: List[dict], file_bits: float, rate_bits: float, tit
         rows = [r for r in records if r["mode"] == mode]
         if not rows:
             continue
-        ax.plot(grid, [bounds.bound(mode, n, file_bits, rate_bits, rate_bits, rate_bits) for n in grid],
-                linestyle="--", color=colours[mode], alpha=0.6, label=f"{labels[mode]} bound")
+        ax.plot(grid, [bound_of(mode, n) for n in grid], linestyle="--", marker="" if every_n else "_",
+                markersize=20, color=colours[mode], alpha=0.6, label=f"{labels[mode]} bound")
         done = [r for r in rows if r["median_seconds"] is not None]
         if not done:
             continue

@@ -17,7 +17,7 @@ from . import bounds
 
 HOST_COLUMNS = [
     "environment", "mode", "n", "run", "host", "completed", "seconds", "own_seconds", "start_offset",
-    "bytes", "verified", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "error",
+    "bytes", "verified", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "error", "link",
 ]
 RUN_COLUMNS = [
     "environment", "mode", "n", "run", "overall_seconds", "bound_seconds", "ratio", "server_bytes",
@@ -38,6 +38,7 @@ def host_rows(environment: str, trial) -> List[dict]:
             "completed": h.completed, "seconds": h.seconds, "own_seconds": h.own_seconds,
             "start_offset": h.start_offset, "bytes": h.bytes, "verified": h.verified, "peers": h.peers,
             "uploaded": h.uploaded, "downloaded": h.downloaded, "hash_failures": h.hash_failures, "exit_code": h.exit_code, "error": h.error,
+            "link": h.link,
         })
     return rows
 
@@ -80,15 +81,21 @@ def read_csv(path: str) -> List[dict]:
         return [{k: _typed(k, v) for k, v in row.items()} for row in csv.DictReader(data)]
 
 
-def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bits: float, rate_bits: float) -> List[dict]:
-    """One record per (mode, N), for every pair asked for, measured or not."""
+def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bits: float, rate_bits: float,
+              bound_of=None) -> List[dict]:
+    """One record per (mode, N), for every pair asked for, measured or not;
+    `bound_of(mode, n)` when hosts have links of their own (`links`), else
+    every link at `rate_bits`."""
     records = []
     for mode in modes:
         for n in peers:
             rows = [r for r in run_rows if r["mode"] == mode and r["n"] == n]
             times = [r["overall_seconds"] for r in rows if r["complete"] and r["overall_seconds"] is not None]
             sent = [r["server_bytes"] for r in rows if r["server_bytes"] is not None]
-            bound = bounds.bound(mode, n, file_bits, rate_bits, rate_bits, rate_bits)
+            if bound_of:
+                bound = bound_of(mode, n)
+            else:
+                bound = bounds.bound(mode, n, file_bits, rate_bits, rate_bits, rate_bits)
             median = statistics.median(times) if times else None
             checked = [r for r in rows if r.get("fidelity_met") is not None]
             idle = [r["cpu_idle_min"] for r in checked if r.get("cpu_idle_min") is not None]
@@ -212,6 +219,33 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
     return _table(header, body)
 
 
+def per_class_table(host_rows: List[dict], file_bits: float) -> str:
+    """With link classes: per mode, N and class, the hosts' times over all runs
+    (median and slowest) against the class's own floor, F over its download."""
+    header = ["mode", "N", "link (up/down)", "hosts", "median host (s)", "slowest host (s)", "F / d (s)"]
+    body = []
+    keys = sorted({(r["mode"], r["n"]) for r in host_rows if r.get("link")})
+    for mode, n in keys:
+        rows = [r for r in host_rows if r["mode"] == mode and r["n"] == n and r.get("link")]
+        for label in dict.fromkeys(r["link"] for r in rows):
+            mine = [r for r in rows if r["link"] == label]
+            times = [r["seconds"] for r in mine if r["completed"] and r["seconds"] is not None]
+            down = _link_down_bits(label)
+            body.append([MODE_NAMES.get(mode, mode), str(n), label, str(len({r["host"] for r in mine})),
+                         _f(statistics.median(times)) if times else "—",
+                         _f(max(times)) if len(times) == len(mine) and times else "—",
+                         _f(file_bits / down) if down else "—"])
+    return _table(header, body, ["---", "---:", "---", "---:", "---:", "---:", "---:"])
+
+
+def _link_down_bits(label: str) -> Optional[float]:
+    """`1/16 Mbit/s` -> 16e6."""
+    try:
+        return float(label.split("/")[1].split()[0]) * 1e6
+    except (IndexError, ValueError):
+        return None
+
+
 def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict], file_bits: float,
              run_rows: Optional[List[dict]] = None) -> str:
     parts = ["# Client-server against peer-to-peer", ""] + title_lines + ["", "## Overall time per N", "",
@@ -225,6 +259,9 @@ def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict],
         if not any(h["mode"] == r["mode"] and h["n"] == r["n"] for h in host_rows):
             continue
         parts += [f"### {MODE_NAMES[r['mode']]}, N = {r['n']}", "", per_host_table(host_rows, r["mode"], r["n"], file_bits), ""]
+    if any(h.get("link") for h in host_rows):
+        parts += ["## Per link class", "", "Each class's hosts (upload/download), all runs together; the overall bound "
+                  "is the general one, max(F/u_s, F/d_min, N·F/(u_s + Σu_i)).", "", per_class_table(host_rows, file_bits), ""]
     if run_rows and any(r.get("fidelity_met") is not None for r in run_rows):
         parts += ["## Machine fidelity", "", "The machine's CPU idle, sampled every second of each run (/proc/stat, all "
                   "cores). Mininet-HiFi's criterion: at least 35% idle in every second. A run that missed it may have "

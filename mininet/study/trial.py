@@ -22,7 +22,7 @@ import shutil
 import subprocess
 from typing import List, Optional
 
-from . import bounds, fidelity
+from . import fidelity
 from .procs import Proc, Registry, wait_for
 
 
@@ -53,6 +53,7 @@ class HostResult:
     hash_failures: Optional[int] = None
     exit_code: Optional[int] = None
     error: str = ""
+    link: str = ""  # its link class (upload/download), with --links
 
 
 @dataclasses.dataclass
@@ -132,8 +133,8 @@ def _port(address: str) -> int:
 def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Registry, log_dir: str) -> TrialResult:
     """Runs one trial and stops everything it started, whatever happens; the
     machine's CPU idle is sampled throughout (`fidelity`)."""
-    bound = bounds.bound(mode, n, cfg.file_bits, cfg.rate_bits, cfg.rate_bits, cfg.rate_bits)
-    timeout = cfg.timeout or (3.0 * bounds.client_server(n, cfg.file_bits, cfg.rate_bits, cfg.rate_bits) + 60.0)
+    bound = cfg.bound(mode, n)
+    timeout = cfg.timeout or (3.0 * max(cfg.bound("cs", n), bound) + 60.0)
     scratch = os.path.join(files.work, f"{mode}-n{n}-r{run}")
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
@@ -157,6 +158,9 @@ def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Reg
     finally:
         cpu = sampler.stop()
     result.cpu = cpu
+    if cfg.links:
+        for host, cls in zip(result.hosts, cfg.hosts(n)):
+            host.link = cls.label
     return result
 
 
@@ -237,7 +241,7 @@ def _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars
     url = f"http://{server.ip}:{port}/{files.seed_name}"
     fetches = []
     for host in env.clients[:n]:
-        argv = [files.peer, "fetch", url, "--output", os.path.join(scratch, host.name)] + env.limits.fetch()
+        argv = [files.peer, "fetch", url, "--output", os.path.join(scratch, host.name)] + env.limits.fetch(host)
         fetches.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
     wait_for(lambda: not any(p.alive() for _, p in fetches), timeout, interval=0.1)
     results = completions(fetches, lambda proc: proc.find(lambda l: "seconds" in l and "bytes" in l))
@@ -289,7 +293,7 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         taken.add((host.ip, port))
         ports[host.name] = port
         argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port), "--seed"]
-        argv += env.limits.download() + knobs + _events(cfg, log_dir, host.name)
+        argv += env.limits.download(host) + knobs + _events(cfg, log_dir, host.name)
         downloads.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
 
     def complete(proc):

@@ -179,8 +179,9 @@ class OneAddressForAll(unittest.TestCase):
 
     def test_local_peers_lift_the_per_address_limit_and_mininet_peers_keep_it(self):
         limits = local.RateLimits("100mbit")
-        for argv in (limits.seed(), limits.download()):
+        h1 = local.LocalHost("h1")
+        for argv in (limits.seed(), limits.download(h1)):
             self.assertEqual(argv[argv.index("--max-per-ip") + 1], "10000")
-        self.assertNotIn("--max-per-ip", limits.serve() + limits.fetch())
+        self.assertNotIn("--max-per-ip", limits.serve() + limits.fetch(h1))
         mininet = net.NoLimits()
         self.assertNotIn("--max-per-ip", mininet.seed() + mininet.download())

@@ -427,7 +427,10 @@ impl Session {
                         .picker
                         .remove_availability(&self.peer.replace_has(field));
                     if let Some(slot) = state.peers.get_mut(&self.key) {
+                        // What it had when it came is not growth this round.
+                        let growth = slot.pieces.saturating_sub(slot.pieces_round);
                         slot.pieces = self.peer.has.count() as u32;
+                        slot.pieces_round = slot.pieces.saturating_sub(growth);
                     }
                 }
                 if self.peer.has.is_complete() && self.shared.state().picker.is_complete() {

@@ -86,6 +86,8 @@ pub struct PeerSlot {
     pub up_round: u64,
     /// Pieces the peer has, as its bitfield and `have`s said.
     pub pieces: u32,
+    /// `pieces` at the start of this choking round.
+    pub pieces_round: u32,
 }
 
 impl PeerSlot {
@@ -274,6 +276,7 @@ impl Shared {
                 down_round: 0,
                 up_round: 0,
                 pieces: 0,
+                pieces_round: 0,
             },
         );
         state.identities.insert(key, (id, addr, dialed));
@@ -479,6 +482,7 @@ mod tests {
             down_round: 0,
             up_round: 0,
             pieces: 0,
+            pieces_round: 0,
         };
         slot.set_unchoked(true);
         assert!(slot.unchoked);

@@ -42,14 +42,16 @@ use super::picker::{least_at_random, PeerKey};
 /// are pieces no other peer is given; too many and the last new pieces
 /// leave late.
 pub const OFFER_BYTES: u64 = 256 << 10;
-/// An unchoked peer is offered only pieces with fewer copies than this, on
+/// While the swarm can spread the file without us (see [`Offers::set_extra_copies`]),
+/// an unchoked peer is offered only pieces with fewer copies than this, on
 /// peers or on their way: once every piece is out, the seeder sends a second
 /// copy only of a piece still on a single peer (the last ones out, which the
 /// others wait for), and nothing once each is on two, except to a peer
-/// down to its last few pieces (so no peer can stall). Its job is to put
-/// every piece in the swarm about once; the leechers have the rest of the
-/// upload.
+/// down to its last few pieces (so no peer can stall).
 pub const OFFER_BELOW_COPIES: u32 = 2;
+/// The seeder keeps sending extra copies while its upload is more than this
+/// many times the average leecher's (see [`seeder_is_faster`]).
+pub const FASTER_BY: f64 = 1.5;
 /// Fewest open offers for an unchoked peer, whatever the piece size.
 pub const MIN_OFFERS: usize = 2;
 /// Most open offers for a peer, so that small pieces cannot make offers
@@ -72,6 +74,20 @@ pub struct Offers {
     on_the_way: Vec<u32>,
     peers: HashMap<PeerKey, PeerOffers>,
     per_peer: usize,
+    /// Offer pieces with any number of copies (the fewest first), not only
+    /// those below [`OFFER_BELOW_COPIES`].
+    extra_copies: bool,
+}
+
+/// Whether a seeder should go on sending copies once every piece is out:
+/// in the fluid model (Kumar and Ross) it sends the file once when its
+/// upload is no more than the average leecher's, and keeps its upload busy
+/// with more copies when it is larger (leechers on slow uplinks). Measured
+/// over one choking round: `ours`, bytes we uploaded; `gained`, bytes of
+/// pieces our peers announced (from anyone, us included); `peers`, how many.
+pub fn seeder_is_faster(ours: u64, gained: u64, peers: usize) -> bool {
+    let theirs = gained.saturating_sub(ours) as f64;
+    peers == 0 || ours as f64 * peers as f64 > FASTER_BY * theirs
 }
 
 impl Offers {
@@ -81,7 +97,13 @@ impl Offers {
             on_the_way: vec![0; piece_count],
             peers: HashMap::new(),
             per_peer: per_peer.clamp(MIN_OFFERS, MAX_OFFERS),
+            extra_copies: true,
         }
+    }
+
+    /// Set each choking round from [`seeder_is_faster`].
+    pub fn set_extra_copies(&mut self, extra: bool) {
+        self.extra_copies = extra;
     }
 
     /// Open offers an unchoked peer holds.
@@ -121,7 +143,7 @@ impl Offers {
             // A peer down to its last few pieces may be sent any of them, so
             // that one whose other sources choke it cannot stall.
             let finishing = count - peer_has.count() <= self.per_peer;
-            let most = if finishing {
+            let most = if finishing || self.extra_copies {
                 u32::MAX
             } else {
                 OFFER_BELOW_COPIES
@@ -356,6 +378,12 @@ mod tests {
     fn once_every_piece_is_on_two_peers_only_a_finishing_peer_is_offered_more() {
         let mut offers = Offers::new(PIECES, PIECE);
         let mut rng = rng();
+        assert_eq!(
+            offers.top_up(3, &none(), true, |_| 2, &mut rng).len(),
+            4,
+            "extra copies by default"
+        );
+        offers.set_extra_copies(false);
         assert!(offers.top_up(1, &none(), true, |_| 2, &mut rng).is_empty());
         // A second copy of a piece on one peer only.
         assert_eq!(
@@ -370,6 +398,20 @@ mod tests {
         let mut last = offers.top_up(2, &nearly, true, |_| 29, &mut rng);
         last.sort();
         assert_eq!(last, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_seeder_sends_extra_copies_only_when_faster_than_the_average_leecher() {
+        // 30 leechers as fast as us: the swarm gained 31 uploads' worth.
+        assert!(!seeder_is_faster(100, 3100, 30));
+        // Six leechers at a quarter of our rate: 100 + 6 x 25.
+        assert!(seeder_is_faster(100, 250, 6));
+        // Idle (capped) while leechers trade: stays capped.
+        assert!(!seeder_is_faster(0, 3000, 30));
+        assert!(
+            seeder_is_faster(0, 0, 0),
+            "no peers: nothing to hold back for"
+        );
     }
 
     #[test]

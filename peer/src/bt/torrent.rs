@@ -31,6 +31,7 @@ use super::{
     session::{self, SessionEnd},
     shared::{Limits, Shared},
     storage::Storage,
+    superseed,
     tracker_client::{Progress, TrackerClient, TrackerError},
 };
 
@@ -260,6 +261,7 @@ pub async fn run(
     let mut never_dial: HashSet<SocketAddr> = HashSet::new();
     let mut last_dial: HashMap<SocketAddr, Instant> = HashMap::new();
     let mut choker = Choker::new(settings.unchoke_slots);
+    let mut uploaded_before = 0;
     let mut choke_tick = tokio::time::interval(CHOKE_ROUND);
     let mut redial_tick = tokio::time::interval(Duration::from_secs(2));
     let mut status_tick = tokio::time::interval(Duration::from_millis(500));
@@ -298,7 +300,7 @@ pub async fn run(
                     }
                 }
             }
-            _ = choke_tick.tick() => choke_round(&shared, &mut choker),
+            _ = choke_tick.tick() => choke_round(&shared, &mut choker, &mut uploaded_before),
             _ = status_tick.tick() => {
                 if let Some(log) = &shared.events {
                     log.flush();
@@ -485,7 +487,9 @@ fn dial(
 }
 
 /// One choking round: rank, then tell each session whose state changes.
-fn choke_round(shared: &Shared, choker: &mut Choker) {
+fn choke_round(shared: &Shared, choker: &mut Choker, uploaded_before: &mut u64) {
+    let uploaded = shared.uploaded.load(Ordering::Relaxed);
+    let ours = uploaded.saturating_sub(std::mem::replace(uploaded_before, uploaded));
     let mut state = shared.state();
     let seeding = state.picker.is_complete();
     let super_seeding = state.offers.is_some();
@@ -511,10 +515,20 @@ fn choke_round(shared: &Shared, choker: &mut Choker) {
         })
         .collect();
     let state = &mut *state;
+    if let Some(offers) = state.offers.as_mut() {
+        let gained: u64 = state
+            .peers
+            .values()
+            .map(|slot| u64::from(slot.pieces.saturating_sub(slot.pieces_round)))
+            .sum();
+        let gained = gained * shared.geometry.piece_length;
+        offers.set_extra_copies(superseed::seeder_is_faster(ours, gained, state.peers.len()));
+    }
     let unchoke = choker.round(&candidates, &mut state.rng);
     for (key, slot) in state.peers.iter_mut() {
         slot.down_round = 0;
         slot.up_round = 0;
+        slot.pieces_round = slot.pieces;
         slot.set_unchoked(unchoke.contains(key));
     }
 }
