@@ -17,9 +17,14 @@ use tokio::time::Instant;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 /// A peer that holds our requests this long without sending a block is dropped.
 pub const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
-/// Requests kept outstanding per peer: half a second of its measured rate,
-/// within these bounds.
+/// Requests kept outstanding per peer until its rate is measured (its first
+/// full second of blocks): enough not to throttle a fast peer at the start.
 pub const MIN_PIPELINE: usize = 32;
+/// Then half a second of its measured rate, within these bounds. A slow peer
+/// keeps few requests: each one holds a block no other peer is asked for
+/// (the old floor of 32 held 30 s of a 16 KB/s peer's blocks, while a faster
+/// peer, the seeder among them, had nothing left to send).
+pub const FEWEST_REQUESTS: usize = 4;
 pub const MAX_PIPELINE: usize = 250;
 
 /// The protocol state of one connection.
@@ -43,6 +48,8 @@ pub struct PeerState {
     window_start: Instant,
     window_bytes: u64,
     rate: u64,
+    /// A full one-second window has passed since the first block.
+    measured: bool,
 }
 
 impl PeerState {
@@ -61,6 +68,7 @@ impl PeerState {
             window_start: now,
             window_bytes: 0,
             rate: 0,
+            measured: false,
         }
     }
 
@@ -111,8 +119,12 @@ impl PeerState {
         if self.peer_choking || !self.am_interested {
             return 0;
         }
-        let depth =
-            ((self.rate / 2) as usize / MAX_BLOCK_LEN as usize).clamp(MIN_PIPELINE, MAX_PIPELINE);
+        let floor = if self.measured {
+            FEWEST_REQUESTS
+        } else {
+            MIN_PIPELINE
+        };
+        let depth = ((self.rate / 2) as usize / MAX_BLOCK_LEN as usize).clamp(floor, MAX_PIPELINE);
         depth.saturating_sub(self.outstanding.len())
     }
 
@@ -140,6 +152,7 @@ impl PeerState {
     pub fn block_arrived(&mut self, block: BlockRef, now: Instant) -> bool {
         self.last_block = now;
         if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.measured |= self.window_bytes > 0;
             self.rate = self.window_bytes;
             self.window_bytes = 0;
             self.window_start = now;
@@ -247,6 +260,20 @@ mod tests {
             state.block_arrived(block(n), start + Duration::from_millis(1600));
         }
         assert_eq!(state.requests_wanted(), MAX_PIPELINE);
+    }
+
+    #[test]
+    fn a_slow_peer_keeps_few_requests_once_measured() {
+        let start = Instant::now();
+        let mut state = PeerState::new(8, start);
+        state.set_interest(true);
+        state.unchoked();
+        assert_eq!(state.requests_wanted(), MIN_PIPELINE, "not measured yet");
+        // One block a second (16 KiB/s): a full window, then the next one.
+        state.block_arrived(block(0), start + Duration::from_millis(100));
+        assert_eq!(state.requests_wanted(), MIN_PIPELINE);
+        state.block_arrived(block(1), start + Duration::from_millis(1200));
+        assert_eq!(state.requests_wanted(), FEWEST_REQUESTS);
     }
 
     #[test]
