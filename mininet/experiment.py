@@ -137,10 +137,20 @@ def title_lines(cfg, notes, machine) -> list:
         f"- setting: **{'one machine (loopback, rate limits)' if cfg.environment == 'local' else 'Mininet'}**;"
         f" file F = {config.format_size(cfg.size)} ({size_bits / 1e6:.1f} Mbit); N in {', '.join(map(str, cfg.peers))};"
         f" {cfg.runs} run{'s' if cfg.runs > 1 else ''} each",
-        f"- every link u_s = d = u_i = {cfg.bw:g} Mbit/s"
+        (f"- every link u_s = d = u_i = {cfg.bw:g} Mbit/s" if not cfg.links
+         else f"- server u_s = {cfg.bw:g} Mbit/s both ways; hosts by class (COUNTxUP/DOWN): {cfg.links}")
         + (f", delay {cfg.delay}" if cfg.delay else "") + (f", loss {cfg.loss}%" if cfg.loss else ""),
-        "- bounds: client-server max(N·F/u_s, F/d); peer-to-peer max(F/u_s, F/d, N·F/(u_s + Σu_i))",
+        ("- bounds: client-server max(N·F/u_s, F/d); peer-to-peer max(F/u_s, F/d, N·F/(u_s + Σu_i))"
+         if cfg.arrivals == "all" else
+         "- bounds with arrivals over time (the README derives them): max over hosts of a_i + F/d_i; client-server "
+         "also a_k + (N−k+1)·F/u_s; peer-to-peer also F/u_s and the least T with u_s·T + Σ u_i·(T − a_i)⁺ ≥ N·F"),
     ]
+    if cfg.arrivals != "all":
+        offsets = cfg.offsets(max(cfg.peers))
+        lines.append(f"- arrivals: {cfg.arrivals}" + (f" (seed {cfg.arrival_seed})" if cfg.arrivals.startswith("poisson") else "")
+                     + f"; the last host starts {offsets[-1]:.1f} s after the first; per-host times from each host's own start")
+    if cfg.leave_on_complete and "p2p" in cfg.modes:
+        lines.append("- peer-to-peer: each host leaves the moment it has the file (`peer download` without `--seed`)")
     knobs = [f"--{k.replace('_', '-')} {getattr(cfg, k)}" for k in ("unchoke_slots", "seeder_unchoke_slots", "max_peers", "piece_length")
              if getattr(cfg, k) not in (None, "auto")]
     if knobs:
@@ -161,7 +171,8 @@ def write_report(out: str, cfg_json: dict, machine: dict, notes, host_rows, run_
                                 links.bound_of(cfg_json))
     results.write_summary(os.path.join(out, "summary.json"), cfg_json, machine, records, notes)
     with open(os.path.join(out, "tables.md"), "w", encoding="utf-8") as md:
-        md.write(results.markdown(lines, host_rows, records, file_bits, run_rows))
+        md.write(results.markdown(lines, host_rows, records, file_bits, run_rows,
+                                  own_times=cfg_json.get("arrivals", "all") != "all"))
     return records
 
 

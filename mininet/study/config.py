@@ -5,6 +5,7 @@ import dataclasses
 import re
 from typing import List, Optional
 
+from . import arrivals as arrival_schedules
 from . import links as link_classes
 
 MODES = ("cs", "p2p")
@@ -95,6 +96,9 @@ class Config:
     log_level: Optional[str] = None
     events: bool = False  # every peer writes --events to the trial's log folder
     links: Optional[str] = None  # host link classes (links.py), e.g. 15x1/16mbit,15x4/32mbit
+    arrivals: str = "all"  # when hosts start (arrivals.py): all, stagger:S, poisson:M
+    arrival_seed: int = 1
+    leave_on_complete: bool = False  # a host stops (no --seed) once it has the file
     preset: Optional[str] = None
 
     @property
@@ -115,9 +119,13 @@ class Config:
         """The link of each of h1..hN: its class from --links, else --bw both ways."""
         return link_classes.hosts(link_classes.classes_of(self.links), n, self.bw)
 
+    def offsets(self, n: int) -> List[float]:
+        """When h1..hN start, seconds after h1 (--arrivals)."""
+        return arrival_schedules.offsets(arrival_schedules.parse(self.arrivals), n, self.arrival_seed)
+
     def bound(self, mode: str, n: int) -> float:
-        """The fluid bound of `mode` at N, with each host's own rates."""
-        return link_classes.bound(mode, n, self.file_bits, self.bw, self.hosts(n))
+        """The fluid bound of `mode` at N, with each host's own rates and start."""
+        return link_classes.bound(mode, n, self.file_bits, self.bw, self.hosts(n), self.offsets(n))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,6 +141,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="loss per link in percent (Mininet, needs netem; default 0)")
     parser.add_argument("--runs", type=int, help="repetitions of every (mode, N) (lab: 3)")
     parser.add_argument("--modes", default="cs,p2p", help="cs, p2p or cs,p2p (default)")
+    parser.add_argument("--arrivals", default="all",
+                        help="when hosts start: all (default), stagger:SECONDS or poisson:MEAN_SECONDS")
+    parser.add_argument("--arrival-seed", type=int, default=1, help="the seed of --arrivals poisson (default 1)")
+    parser.add_argument("--leave-on-complete", action="store_true",
+                        help="peer-to-peer: a host stops the moment it has the file (no seeding)")
     parser.add_argument("--links", help="host link classes COUNTxUP/DOWN, e.g. 15x1/16mbit,15x4/32mbit "
                                         "(N is then their total; the server keeps --bw)")
 
@@ -170,4 +183,7 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         loss=args.loss,
         preset=args.preset or "lab",
         links=links or None,
+        arrivals=arrival_schedules.parse(getattr(args, "arrivals", "all")).kind_text(),
+        arrival_seed=getattr(args, "arrival_seed", 1),
+        leave_on_complete=getattr(args, "leave_on_complete", False),
     )

@@ -18,7 +18,7 @@ import dataclasses
 import re
 from typing import List, Optional, Tuple
 
-from . import bounds
+from . import arrivals, bounds
 
 _CLASS = re.compile(r"^\s*(\d+)\s*x\s*([\d.]+)\s*([kmg]bit)?\s*/\s*([\d.]+)\s*([kmg]bit)?\s*$", re.IGNORECASE)
 _UNIT = {"kbit": 1e-3, "mbit": 1.0, "gbit": 1e3}
@@ -74,12 +74,17 @@ def hosts(classes: Optional[List[LinkClass]], n: int, bw: float) -> List[LinkCla
     return each[:n]
 
 
-def bound(mode: str, n: int, file_bits: float, server_mbit: float, host_classes: List[LinkClass]) -> float:
-    """The fluid bound for `mode` with these hosts (see the module docs)."""
+def bound(mode: str, n: int, file_bits: float, server_mbit: float, host_classes: List[LinkClass],
+          starts: Optional[List[float]] = None) -> float:
+    """The fluid bound for `mode` with these hosts (see the module docs), or,
+    when they start at different times, the bound of `arrivals`."""
     if len(host_classes) != n:
         raise ValueError(f"{len(host_classes)} host rates for N = {n}")
+    ups = [c.up * 1e6 for c in host_classes]
+    if starts and any(starts):
+        return arrivals.bound(mode, file_bits, server_mbit * 1e6, ups, [c.down * 1e6 for c in host_classes], starts)
     down = min(c.down for c in host_classes) * 1e6
-    return bounds.bound(mode, n, file_bits, server_mbit * 1e6, down, [c.up * 1e6 for c in host_classes])
+    return bounds.bound(mode, n, file_bits, server_mbit * 1e6, down, ups)
 
 
 def rate_flag(mbit: float) -> str:
@@ -108,8 +113,10 @@ def bound_of(cfg: dict):
     """`bound(mode, n)` for a study's config (as summary.json keeps it)."""
     classes = classes_of(cfg.get("links"))
     file_bits = cfg["size"] * 8.0
+    schedule = arrivals.parse(cfg.get("arrivals") or "all")
 
     def of(mode: str, n: int) -> float:
-        return bound(mode, n, file_bits, cfg["bw"], hosts(classes, n, cfg["bw"]))
+        starts = arrivals.offsets(schedule, n, cfg.get("arrival_seed", 1))
+        return bound(mode, n, file_bits, cfg["bw"], hosts(classes, n, cfg["bw"]), starts)
 
     return of

@@ -183,8 +183,10 @@ def fidelity_table(run_rows: List[dict]) -> str:
     return _table(header, body, ["---", "---:", "---:", "---:", "---:", "---"])
 
 
-def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -> str:
-    """Per host: its download time in each run, their average and the average speed."""
+def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float, own: bool = False) -> str:
+    """Per host: its download time in each run, their average and the average
+    speed; from its own start when hosts arrive over time (`own`)."""
+    key = "own_seconds" if own else "seconds"
     rows = [r for r in host_rows if r["mode"] == mode and r["n"] == n]
     runs = sorted({r["run"] for r in rows})
     hosts = sorted({r["host"] for r in rows}, key=lambda h: (len(h), h))
@@ -197,10 +199,10 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
         cells, times = [], []
         for k in runs:
             row = next((r for r in rows if r["host"] == host and r["run"] == k), None)
-            ok = row is not None and row["completed"] and row["seconds"] is not None
-            cells.append(_f(row["seconds"]) + ("" if row["verified"] else " ✗") if ok else "—")
+            ok = row is not None and row["completed"] and row[key] is not None
+            cells.append(_f(row[key]) + ("" if row["verified"] else " ✗") if ok else "—")
             if ok:
-                times.append(row["seconds"])
+                times.append(row[key])
         average = sum(times) / len(times) if times else None
         body.append([host] + cells + [_f(average), _f(file_bits / average / 1e6, 1) if average else "—"])
         if received:
@@ -219,7 +221,7 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float) -
     return _table(header, body)
 
 
-def per_class_table(host_rows: List[dict], file_bits: float) -> str:
+def per_class_table(host_rows: List[dict], file_bits: float, own: bool = False) -> str:
     """With link classes: per mode, N and class, the hosts' times over all runs
     (median and slowest) against the class's own floor, F over its download."""
     header = ["mode", "N", "link (up/down)", "hosts", "median host (s)", "slowest host (s)", "F / d (s)"]
@@ -229,7 +231,8 @@ def per_class_table(host_rows: List[dict], file_bits: float) -> str:
         rows = [r for r in host_rows if r["mode"] == mode and r["n"] == n and r.get("link")]
         for label in dict.fromkeys(r["link"] for r in rows):
             mine = [r for r in rows if r["link"] == label]
-            times = [r["seconds"] for r in mine if r["completed"] and r["seconds"] is not None]
+            key = "own_seconds" if own else "seconds"
+            times = [r[key] for r in mine if r["completed"] and r[key] is not None]
             down = _link_down_bits(label)
             body.append([MODE_NAMES.get(mode, mode), str(n), label, str(len({r["host"] for r in mine})),
                          _f(statistics.median(times)) if times else "—",
@@ -247,21 +250,23 @@ def _link_down_bits(label: str) -> Optional[float]:
 
 
 def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict], file_bits: float,
-             run_rows: Optional[List[dict]] = None) -> str:
+             run_rows: Optional[List[dict]] = None, own_times: bool = False) -> str:
     parts = ["# Client-server against peer-to-peer", ""] + title_lines + ["", "## Overall time per N", "",
              "Median over the runs of the time until the last host had the file; bounds from the fluid model.", "",
              per_n_table(records), ""]
-    parts += ["## Per host", "", "Seconds from the start of the first download until the host's copy was complete "
+    since = ("the host's own start (hosts arrive over time; *overall* is still from the first start)" if own_times
+             else "the start of the first download")
+    parts += ["## Per host", "", f"Seconds from {since} until the host's copy was complete "
               "(✗: its SHA-1 differed from the seed; —: it did not finish). Peer-to-peer: *received* is what the "
               "host downloaded, duplicate blocks included, as it announced to the tracker on completion, in copies "
               "of the file (1.00: no duplicates).", ""]
     for r in records:
         if not any(h["mode"] == r["mode"] and h["n"] == r["n"] for h in host_rows):
             continue
-        parts += [f"### {MODE_NAMES[r['mode']]}, N = {r['n']}", "", per_host_table(host_rows, r["mode"], r["n"], file_bits), ""]
+        parts += [f"### {MODE_NAMES[r['mode']]}, N = {r['n']}", "", per_host_table(host_rows, r["mode"], r["n"], file_bits, own_times), ""]
     if any(h.get("link") for h in host_rows):
         parts += ["## Per link class", "", "Each class's hosts (upload/download), all runs together; the overall bound "
-                  "is the general one, max(F/u_s, F/d_min, N·F/(u_s + Σu_i)).", "", per_class_table(host_rows, file_bits), ""]
+                  "is the general one, max(F/u_s, F/d_min, N·F/(u_s + Σu_i)).", "", per_class_table(host_rows, file_bits, own_times), ""]
     if run_rows and any(r.get("fidelity_met") is not None for r in run_rows):
         parts += ["## Machine fidelity", "", "The machine's CPU idle, sampled every second of each run (/proc/stat, all "
                   "cores). Mininet-HiFi's criterion: at least 35% idle in every second. A run that missed it may have "

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from typing import List, Optional
 
 from . import fidelity
@@ -217,6 +218,18 @@ def _knobs(cfg, seeder: bool) -> List[str]:
     return knobs
 
 
+def _on_schedule(hosts, offsets: List[float]):
+    """Yields each host when its start time (seconds after the first) comes."""
+    first = None
+    for host, at in sorted(zip(hosts, offsets), key=lambda pair: pair[1]):
+        if first is None:
+            first = time.monotonic()
+        delay = first + at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield host, at
+
+
 def _events(cfg, log_dir: str, name: str) -> List[str]:
     """`--events` into the trial's log folder, when the study draws pieces."""
     return ["--events", os.path.join(log_dir, f"{name}.events.jsonl")] if cfg.events else []
@@ -240,7 +253,7 @@ def _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars
     port = _port(_listening(serve, "peer serve"))
     url = f"http://{server.ip}:{port}/{files.seed_name}"
     fetches = []
-    for host in env.clients[:n]:
+    for host, at in _on_schedule(env.clients[:n], cfg.offsets(n)):
         argv = [files.peer, "fetch", url, "--output", os.path.join(scratch, host.name)] + env.limits.fetch(host)
         fetches.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
     wait_for(lambda: not any(p.alive() for _, p in fetches), timeout, interval=0.1)
@@ -285,14 +298,15 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         raise TrialError(f"the seeder never announced (exit {seeder.returncode}): {seeder.stderr_tail()}")
 
     downloads, ports, taken = [], {}, set()
-    for host in env.clients[:n]:
+    for host, at in _on_schedule(env.clients[:n], cfg.offsets(n)):
         # A known port, so the tracker's list of peers says which host is which.
         port = host.free_port()
         while (host.ip, port) in taken:
             port = host.free_port()
         taken.add((host.ip, port))
         ports[host.name] = port
-        argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port), "--seed"]
+        argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port)]
+        argv += [] if cfg.leave_on_complete else ["--seed"]
         argv += env.limits.download(host) + knobs + _events(cfg, log_dir, host.name)
         downloads.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
 
