@@ -29,6 +29,7 @@ for tool in "${!needed[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${needed[$tool]}")
 done
 $py -c 'import matplotlib' 2>/dev/null || missing+=(python3-matplotlib)
+$py -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)  # --client libtorrent
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "ci: installing $packages"
@@ -67,7 +68,7 @@ tally() {  # tally NAME COMMAND...: runs a checker that prints ok/FAIL lines, ad
 }
 
 # The unit tests; `unittest discover` exits 0 when it finds none, so the count is checked too.
-min_unit_tests=82
+min_unit_tests=84
 unit=$(cd mininet && $py -m unittest discover -s tests -t . 2>&1)
 status=$?
 tail -3 <<<"$unit"
@@ -142,6 +143,27 @@ print(("ok  " if left else "FAIL") + " --leave-on-complete: each peer exited by 
 tables = open(f"{folder}/tables.md", encoding="utf-8").read()
 print(("ok  " if "from the host's own start" in tables and "arrivals: stagger:1" in tables else "FAIL")
       + " arrivals: tables.md times hosts from their own start and names the schedule")
+PY
+
+# Another client in the same harness: libtorrent on every host (seeder and leechers), one machine.
+start=$(date +%s)
+client_out=$scratch/client
+$py mininet/experiment.py --local --client libtorrent --peers 3 --size 4M --bw 16 --runs 1 --modes p2p \
+  --bin "$bin" --out "$client_out"
+result "--client libtorrent on one machine ($(($(date +%s) - start)) s)" $?
+tally "study.check client" bash -c "cd mininet && $py -m study.check '$client_out'"
+tally "client reported" bash -c "cd mininet && $py - '$client_out'" <<'PY'
+import json, sys
+from study import results
+folder = sys.argv[1]
+rows = [r for r in results.read_csv(f"{folder}/hosts.csv") if r["mode"] == "p2p"]
+ok = len(rows) == 3 and all(r["verified"] for r in rows)
+print(("ok  " if ok else "FAIL") + f" --client libtorrent: {sum(r['verified'] for r in rows)} of 3 copies verified")
+seeder = [json.loads(l) for l in open(f"{folder}/logs/p2p-n3-r1/seeder.out") if l.startswith("{")]
+sent = next((l["uploaded"] for l in seeder if l.get("event") == "stopped"), 0)
+print(("ok  " if sent >= 4 << 20 else "FAIL") + f" --client libtorrent: its seeder sent {sent} bytes, at least the file")
+tables = open(f"{folder}/tables.md", encoding="utf-8").read()
+print(("ok  " if "peer-to-peer client: **libtorrent**" in tables else "FAIL") + " --client: tables.md names the client")
 PY
 
 # ./run.sh itself (the README's main job), small, with every peer option the study passes on:

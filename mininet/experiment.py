@@ -80,6 +80,12 @@ def configure(args) -> config.Config:
     cfg.seeder_unchoke_slots, cfg.super_seed = args.seeder_unchoke_slots, not args.plain_seed
     cfg.unchoke_slots, cfg.max_peers, cfg.timeout, cfg.log_level = args.unchoke_slots, args.max_peers, args.timeout, args.log_level
     cfg.events = args.events
+    if cfg.client != "ours" and (cfg.events or not cfg.super_seed or cfg.unchoke_slots or cfg.seeder_unchoke_slots
+                                 or cfg.max_peers or cfg.log_level):
+        raise ValueError("--events, --plain-seed, --unchoke-slots, --seeder-unchoke-slots, --max-peers and --log-level "
+                         "are for our peer; another --client runs at its defaults")
+    if cfg.client != "ours":
+        cfg.super_seed = False  # the other client's seeder, at its defaults
     return cfg
 
 
@@ -155,7 +161,10 @@ def title_lines(cfg, notes, machine) -> list:
              if getattr(cfg, k) not in (None, "auto")]
     if knobs:
         lines.append("- peer options: " + " ".join(knobs))
-    if "p2p" in cfg.modes:
+    if "p2p" in cfg.modes and cfg.client != "ours":
+        lines.append(f"- peer-to-peer client: **{cfg.client}** on every host, seeder and leechers, at its defaults except "
+                     "as `mininet/study/other_client.py` says (no DHT, LSD, UPnP, uTP)")
+    elif "p2p" in cfg.modes:
         lines.append("- peer-to-peer seeder: " + ("`peer seed --super-seed` (BEP 16: each piece shown to one peer first)"
                                                   if cfg.super_seed else "plain `peer seed` (its whole bitfield to every peer)"))
     lines += [f"- {note}" for note in notes]
@@ -186,6 +195,7 @@ def draw(out: str, cfg_json: dict, records) -> None:
              if cfg_json.get(k) not in (None, "auto")]
     if "p2p" in cfg_json["modes"]:
         knobs += ["seed --super-seed"] if cfg_json.get("super_seed", False) else []
+        knobs += [f"(client {cfg_json['client']})"] if cfg_json.get("client", "ours") != "ours" else []
     title = (f"{config.format_size(cfg_json['size'])} to N hosts, {cfg_json['bw']:g} Mbit/s links ({where}), "
              f"{cfg_json['runs']} run{'s' if cfg_json['runs'] > 1 else ''}" + (f"\npeer {' '.join(knobs)}" if knobs else ""))
     plot.plot(os.path.join(out, "plot.png"), records, links.bound_of(cfg_json), title,

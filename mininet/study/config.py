@@ -9,6 +9,8 @@ from . import arrivals as arrival_schedules
 from . import links as link_classes
 
 MODES = ("cs", "p2p")
+# Peer-to-peer clients: ours, or one that other_client.py runs.
+CLIENTS = ("ours", "libtorrent")
 
 # The lab: the 1 GiB seed, N in 1, 2, 4, 6, three runs, 100 Mbit/s links.
 # Quick: small enough for CI on two cores, still both modes for real.
@@ -99,6 +101,7 @@ class Config:
     arrivals: str = "all"  # when hosts start (arrivals.py): all, stagger:S, poisson:M
     arrival_seed: int = 1
     leave_on_complete: bool = False  # a host stops (no --seed) once it has the file
+    client: str = "ours"  # the peer-to-peer client of every host: ours or another (other_client.py)
     preset: Optional[str] = None
 
     @property
@@ -146,6 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arrival-seed", type=int, default=1, help="the seed of --arrivals poisson (default 1)")
     parser.add_argument("--leave-on-complete", action="store_true",
                         help="peer-to-peer: a host stops the moment it has the file (no seeding)")
+    parser.add_argument("--client", choices=list(CLIENTS), default="ours",
+                        help="peer-to-peer: every host (seeder and leechers) runs this client (default ours)")
     parser.add_argument("--links", help="host link classes COUNTxUP/DOWN, e.g. 15x1/16mbit,15x4/32mbit "
                                         "(N is then their total; the server keeps --bw)")
 
@@ -186,4 +191,5 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         arrivals=arrival_schedules.parse(getattr(args, "arrivals", "all")).kind_text(),
         arrival_seed=getattr(args, "arrival_seed", 1),
         leave_on_complete=getattr(args, "leave_on_complete", False),
+        client=getattr(args, "client", "ours"),
     )

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from typing import List, Optional
 
@@ -218,6 +219,20 @@ def _knobs(cfg, seeder: bool) -> List[str]:
     return knobs
 
 
+OTHER_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "other_client.py")
+
+
+def _other_client(cfg, env, role: str, torrent: str, folder: str, host, port: int, up: float, down) -> List[str]:
+    """`other_client.py` for `cfg.client` on `host`: on one machine with its
+    link's rates as the client's own limits (bytes/s), in Mininet none."""
+    argv = [sys.executable, OTHER_CLIENT, cfg.client, role, torrent, "--dir", folder, "--ip", host.ip, "--port", str(port)]
+    if env.name == "local":
+        argv += ["--local", "--up", str(int(up * 1e6 / 8))] + (["--down", str(int(down * 1e6 / 8))] if down else [])
+    if role == "download" and cfg.leave_on_complete:
+        argv.append("--leave")
+    return argv
+
+
 def _on_schedule(hosts, offsets: List[float]):
     """Yields each host when its start time (seconds after the first) comes."""
     first = None
@@ -275,11 +290,12 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         raise TrialError(f"peer create failed: {made.stderr.strip()}")
     info_hash = json.loads(made.stdout.strip().splitlines()[-1])["info_hash"]
     knobs, seeder_knobs = _knobs(cfg, seeder=False), _knobs(cfg, seeder=True)
-    seeder = registry.spawn(
-        server, "seeder", [files.peer, "seed", torrent, "--data", files.seed_dir, "--port", "0"] + env.limits.seed() + seeder_knobs
-        + _events(cfg, log_dir, "seeder"),
-        log_dir, env_vars,
-    )
+    if cfg.client == "ours":
+        seed_argv = [files.peer, "seed", torrent, "--data", files.seed_dir, "--port", "0"] + env.limits.seed() + seeder_knobs
+        seed_argv += _events(cfg, log_dir, "seeder")
+    else:
+        seed_argv = _other_client(cfg, env, "seed", torrent, files.seed_dir, server, server.free_port(), cfg.bw, None)
+    seeder = registry.spawn(server, "seeder", seed_argv, log_dir, env_vars)
     stats_url = f"http://{server.ip}:{tracker_port}/stats"
 
     def seeder_known():
@@ -298,6 +314,7 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         raise TrialError(f"the seeder never announced (exit {seeder.returncode}): {seeder.stderr_tail()}")
 
     downloads, ports, taken = [], {}, set()
+    links = {host.name: cls for host, cls in zip(env.clients[:n], cfg.hosts(n))}
     for host, at in _on_schedule(env.clients[:n], cfg.offsets(n)):
         # A known port, so the tracker's list of peers says which host is which.
         port = host.free_port()
@@ -305,9 +322,13 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
             port = host.free_port()
         taken.add((host.ip, port))
         ports[host.name] = port
-        argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port)]
-        argv += [] if cfg.leave_on_complete else ["--seed"]
-        argv += env.limits.download(host) + knobs + _events(cfg, log_dir, host.name)
+        if cfg.client == "ours":
+            argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port)]
+            argv += [] if cfg.leave_on_complete else ["--seed"]
+            argv += env.limits.download(host) + knobs + _events(cfg, log_dir, host.name)
+        else:
+            cls = links[host.name]
+            argv = _other_client(cfg, env, "download", torrent, os.path.join(scratch, host.name), host, port, cls.up, cls.down)
         downloads.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
 
     def complete(proc):

@@ -185,3 +185,34 @@ class OneAddressForAll(unittest.TestCase):
         self.assertNotIn("--max-per-ip", limits.serve() + limits.fetch(h1))
         mininet = net.NoLimits()
         self.assertNotIn("--max-per-ip", mininet.seed() + mininet.download())
+
+
+class OtherClient(unittest.TestCase):
+    """`--client`: the wrapper's command line on each kind of host."""
+
+    def cfg(self, **extra):
+        from study import config
+        return config.Config(environment="local", size=1 << 20, peers=[2], runs=1, bw=8.0, modes=["p2p"],
+                             client="libtorrent", **extra)
+
+    def test_on_one_machine_the_link_rates_become_the_clients_limits(self):
+        from study import trial
+        env = type("Env", (), {"name": "local"})()
+        host = local.LocalHost("h1")
+        argv = trial._other_client(self.cfg(), env, "download", "t.torrent", "/out/h1", host, 7000, 8.0, 16.0)
+        self.assertEqual(argv[1:5], [trial.OTHER_CLIENT, "libtorrent", "download", "t.torrent"])
+        self.assertEqual(argv[argv.index("--up") + 1], "1000000")
+        self.assertEqual(argv[argv.index("--down") + 1], "2000000")
+        self.assertIn("--local", argv)
+        self.assertNotIn("--leave", argv)
+        leaving = trial._other_client(self.cfg(leave_on_complete=True), env, "download", "t", "/o", host, 1, 8.0, 8.0)
+        self.assertIn("--leave", leaving)
+
+    def test_in_mininet_the_links_shape_and_the_client_has_no_limits(self):
+        from study import trial
+        env = type("Env", (), {"name": "mininet"})()
+        host = local.LocalHost("h0")
+        argv = trial._other_client(self.cfg(), env, "seed", "t.torrent", "/seed", host, 6881, 8.0, None)
+        self.assertNotIn("--up", argv)
+        self.assertNotIn("--local", argv)
+        self.assertEqual(argv[argv.index("--port") + 1], "6881")
