@@ -30,6 +30,7 @@ for tool in "${!needed[@]}"; do
 done
 $py -c 'import matplotlib' 2>/dev/null || missing+=(python3-matplotlib)
 $py -c 'import libtorrent' 2>/dev/null || missing+=(python3-libtorrent)  # --client libtorrent
+command -v aria2c >/dev/null 2>&1 || missing+=(aria2)  # --client aria2
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
   echo "ci: installing $packages"

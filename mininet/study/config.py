@@ -10,7 +10,7 @@ from . import links as link_classes
 
 MODES = ("cs", "p2p")
 # Peer-to-peer clients: ours, or one that other_client.py runs.
-CLIENTS = ("ours", "libtorrent")
+CLIENTS = ("ours", "libtorrent", "aria2")
 
 # The lab: the 1 GiB seed, N in 1, 2, 4, 6, three runs, 100 Mbit/s links.
 # Quick: small enough for CI on two cores, still both modes for real.

@@ -5,7 +5,7 @@ on stdout when the download is done (then it keeps seeding unless
 stops it. Run with Debian's python3 on the host itself (a Mininet host's
 namespace, or loopback):
 
-    other_client.py libtorrent seed|download TORRENT --dir D --ip IP --port P
+    other_client.py libtorrent|aria2 seed|download TORRENT --dir D --ip IP --port P
                     [--up BYTES_PER_S] [--down BYTES_PER_S] [--leave] [--local]
 
 libtorrent (python3-libtorrent) at its defaults except: no DHT, local peer
@@ -14,6 +14,11 @@ ours); no uTP (our peers speak TCP only, so every pair uses the same
 transport); with `--local` (every host on 127.0.0.1) several connections
 per IP allowed and rate limits applied to local peers too, payload only
 (as `peer`'s token buckets count). Rates are bytes per second.
+
+aria2c at its defaults except: no DHT (it would also open UDP trackers) and
+no local peer discovery; `--seed-ratio=0.0` so that it seeds until stopped
+(its default stops at ratio 1.0); no file preallocation (faster start, same
+transfer); its JSON-RPC on loopback, which this wrapper polls for progress.
 """
 
 import argparse
@@ -70,9 +75,68 @@ def run_libtorrent(args) -> int:
     return 0
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _rpc(port: int, method: str, params=()):
+    import urllib.request
+
+    body = json.dumps({"jsonrpc": "2.0", "id": "study", "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/jsonrpc", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=2.0) as reply:
+        return json.loads(reply.read())["result"]
+
+
+def run_aria2(args) -> int:
+    import subprocess
+
+    rpc = _free_port()
+    argv = ["aria2c", f"--dir={args.dir}", f"--listen-port={args.port}", "--enable-dht=false", "--enable-dht6=false",
+            "--bt-enable-lpd=false", "--seed-ratio=0.0", "--file-allocation=none", "--enable-rpc=true",
+            f"--rpc-listen-port={rpc}", "--rpc-listen-all=false", "--console-log-level=warn", "--summary-interval=0",
+            "--check-integrity=true", f"--max-overall-upload-limit={args.up}",
+            f"--max-overall-download-limit={args.down}", args.torrent]
+    started = time.monotonic()
+    aria2 = subprocess.Popen(argv, stdout=sys.stderr, stdin=subprocess.DEVNULL)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    done = args.role == "seed"
+    uploaded = 0
+    while not stop and aria2.poll() is None:
+        try:
+            active = _rpc(rpc, "aria2.tellActive", [["completedLength", "totalLength", "uploadLength"]])
+        except (OSError, ValueError, KeyError):
+            active = []  # not listening yet
+        for item in active[:1]:
+            uploaded = int(item["uploadLength"])
+            total = int(item["totalLength"])
+            if not done and total and int(item["completedLength"]) == total:
+                done = True
+                line(event="complete", seconds=time.monotonic() - started, bytes=total, size=total, uploaded=uploaded)
+        if done and args.leave and args.role == "download":
+            break
+        time.sleep(POLL)
+    try:
+        _rpc(rpc, "aria2.forceShutdown")
+    except (OSError, ValueError, KeyError):
+        aria2.terminate()
+    try:
+        aria2.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        aria2.kill()
+    line(event="stopped", uploaded=uploaded, seconds=time.monotonic() - started)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("client", choices=["libtorrent"])
+    parser.add_argument("client", choices=["libtorrent", "aria2"])
     parser.add_argument("role", choices=["seed", "download"])
     parser.add_argument("torrent")
     parser.add_argument("--dir", required=True, help="the data (seed) or where to download it")
@@ -83,7 +147,7 @@ def main(argv=None) -> int:
     parser.add_argument("--leave", action="store_true", help="exit once the download is complete")
     parser.add_argument("--local", action="store_true", help="every host on 127.0.0.1 (see the module docs)")
     args = parser.parse_args(argv)
-    return run_libtorrent(args)
+    return run_libtorrent(args) if args.client == "libtorrent" else run_aria2(args)
 
 
 if __name__ == "__main__":
