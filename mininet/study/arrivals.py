@@ -44,10 +44,6 @@ class Arrivals:
         """As --arrivals takes it: `all`, `stagger:5`."""
         return "all" if self.kind == "all" else f"{self.kind}:{self.seconds:g}"
 
-    @property
-    def label(self) -> str:
-        return "all at once" if self.kind == "all" else f"{self.kind} {self.seconds:g} s"
-
 
 def parse(text: Optional[str]) -> Arrivals:
     """`all`, `stagger:5`, `poisson:10`; raises ValueError with the reason."""

@@ -16,7 +16,7 @@ server's upload, d_min the slowest download and u_i each host's upload:
 
 import dataclasses
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from . import arrivals, bounds
 
@@ -99,14 +99,6 @@ def rate_flag(mbit: float) -> str:
 
 def classes_of(cfg_links: Optional[str]) -> Optional[List[LinkClass]]:
     return parse(cfg_links) if cfg_links else None
-
-
-def per_class(host_classes: List[LinkClass]) -> List[Tuple[str, List[int]]]:
-    """(label, host numbers) per distinct class, in order of first host."""
-    groups: dict = {}
-    for i, cls in enumerate(host_classes, start=1):
-        groups.setdefault(cls.label, []).append(i)
-    return list(groups.items())
 
 
 def bound_of(cfg: dict):

@@ -28,7 +28,6 @@ class Hosts(unittest.TestCase):
         classes = links.parse("2x1/16mbit,1x4/32mbit")
         self.assertEqual([c.label for c in links.hosts(classes, 3, 100.0)],
                          ["1/16 Mbit/s", "1/16 Mbit/s", "4/32 Mbit/s"])
-        self.assertEqual(links.per_class(links.hosts(classes, 3, 100.0)), [("1/16 Mbit/s", [1, 2]), ("4/32 Mbit/s", [3])])
         with self.assertRaises(ValueError):
             links.hosts(classes, 4, 100.0)
         self.assertEqual(links.hosts(None, 2, 10.0), [links.LinkClass(1, 10.0, 10.0)] * 2)
