@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex udp_request udp_response)
+ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex udp_request udp_response krpc)
 smoke=false
 seconds=600
 if [[ ${1:-} == --smoke ]]; then
@@ -51,6 +51,7 @@ options_for() {
         wire_codec) echo "-dict=fuzz/dict/wire_codec.dict -max_len=40000" ;;
         handshake) echo "-max_len=128" ;;
         udp_request | udp_response) echo "-max_len=2048" ;;
+        krpc) echo "-dict=fuzz/dict/bencode.dict -max_len=5000" ;;
     esac
 }
 

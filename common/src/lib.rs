@@ -14,6 +14,8 @@
 //!   [`bitfield`]: the have-bits both sides exchange.
 //! - [`extension`]: the extension protocol (BEP 10) and its messages:
 //!   metadata exchange (BEP 9) and peer exchange (BEP 11).
+//! - [`krpc`]: the DHT's messages (BEP 5, with BEP 43's read-only flag):
+//!   node ids, queries, replies, a bounded datagram decoder.
 //! - [`serving`]: what every listening server does alike: the accept loop's
 //!   back-off, and giving heap freed after a burst of connections back to
 //!   the kernel (its one thread; no socket or file).
@@ -23,6 +25,7 @@ pub mod bitfield;
 pub mod create;
 pub mod extension;
 pub mod geometry;
+pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
 pub mod serving;

@@ -357,5 +357,18 @@ fn main() -> std::io::Result<()> {
         reply.encode(&mut bytes);
         write("udp_response", name, &bytes)?;
     }
+
+    // KRPC (BEP 5): the BEP's own examples of each query and reply, and an error.
+    let krpc: [(&str, &[u8]); 6] = [
+        ("ping", b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"),
+        ("find-node", b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe"),
+        ("announce", b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe"),
+        ("values", b"d1:rd2:id20:abcdefghij01234567895:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re"),
+        ("nodes", b"d1:rd2:id20:0123456789abcdefghij5:nodes26:mnopqrstuvwxyz123456\x7f\0\0\x01\x1a\xe1e1:t2:aa1:y1:re"),
+        ("error", b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee"),
+    ];
+    for (name, bytes) in krpc {
+        write("krpc", name, bytes)?;
+    }
     Ok(())
 }
