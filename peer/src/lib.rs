@@ -1,6 +1,7 @@
 //! The peer's engine as a library: the BitTorrent peer ([`bt`]: download,
 //! seed, magnet links and their metadata, peer exchange, the fast
-//! extension) and the client-server baseline ([`baseline`]: `serve` and
+//! extension), the DHT ([`dht`]: a node of BEP 5 with no socket inside,
+//! and its UDP service) and the client-server baseline ([`baseline`]: `serve` and
 //! `fetch`), with what both use: token buckets ([`rate`]), rates and sizes
 //! as people write them ([`units`]). The accept loops' back-off and the
 //! heap trimming every server runs are `common::serving`'s.
@@ -11,5 +12,6 @@
 
 pub mod baseline;
 pub mod bt;
+pub mod dht;
 pub mod rate;
 pub mod units;

@@ -32,6 +32,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Download one file over HTTP into a directory (resumable).
     Fetch(commands::fetch::Args),
+    /// Run a stand-alone DHT node (BEP 5): bootstrap, look up, print JSON lines.
+    Dht(commands::dht::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => commands::download::seed(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
+        Command::Dht(args) => commands::dht::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

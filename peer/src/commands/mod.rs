@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what several of them share.
 
 pub mod create;
+pub mod dht;
 pub mod download;
 pub mod fetch;
 pub mod info;
