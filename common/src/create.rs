@@ -60,7 +60,7 @@ pub enum CreateError {
     TooLarge,
     #[error("{0}: file changed size while being hashed")]
     FileChanged(PathBuf),
-    #[error("at least one announce URL is needed")]
+    #[error("a private torrent needs an announce URL (its peers come only from trackers)")]
     NoTracker,
     #[error("the created torrent does not validate: {0}")]
     Invalid(#[from] MetainfoError),
@@ -303,7 +303,9 @@ pub fn create(
         .filter(|t| !t.is_empty())
         .cloned()
         .collect();
-    if tiers.is_empty() {
+    // Without a tracker a torrent is found through the DHT, which BEP 27
+    // forbids for private ones.
+    if tiers.is_empty() && options.private {
         return Err(CreateError::NoTracker);
     }
     let piece_length = match options.piece_length {
@@ -339,7 +341,9 @@ pub fn create(
     }
 
     let mut root: HashMap<Vec<u8>, Value> = HashMap::new();
-    root.insert(b"announce".to_vec(), text(&tiers[0][0]));
+    if let Some(first) = tiers.first() {
+        root.insert(b"announce".to_vec(), text(&first[0]));
+    }
     if tiers.iter().flatten().count() > 1 {
         let list = tiers
             .iter()
@@ -461,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_empty_inputs_and_missing_trackers() {
+    fn refuses_empty_inputs_and_private_torrents_without_trackers() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             scan(dir.path(), false),
@@ -469,10 +473,19 @@ mod tests {
         ));
         write(&dir.path().join("x"), b"1");
         let tree = scan(dir.path(), false).unwrap();
+        let private = CreateOptions {
+            private: true,
+            ..CreateOptions::default()
+        };
         assert!(matches!(
-            create(&tree, &CreateOptions::default(), &|_| {}),
+            create(&tree, &private, &|_| {}),
             Err(CreateError::NoTracker)
         ));
+        // A public torrent without a tracker is trackerless (DHT only).
+        let trackerless = create(&tree, &CreateOptions::default(), &|_| {}).unwrap();
+        assert!(trackerless.tracker_tiers().is_empty());
+        let again = crate::Metainfo::from_bytes(&trackerless.to_bytes()).unwrap();
+        assert_eq!(again.info_hash, trackerless.info_hash);
         assert!(matches!(
             scan(&dir.path().join("missing"), false),
             Err(CreateError::Io { .. })

@@ -15,6 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::dht::{
+    service::Dht,
+    swarm::{find_peers, Ask},
+};
 use common::{bitfield::Bitfield, tracker_proto::AnnounceEvent, wire::Geometry, Metainfo, PeerId};
 use serde::Serialize;
 use thiserror::Error;
@@ -67,6 +71,9 @@ pub struct Settings {
     pub pex: bool,
     /// Record each piece's arrival, offers and chokes (`--events`).
     pub events: Option<Arc<EventLog>>,
+    /// Find peers through this DHT node and announce to it; never for a
+    /// private torrent (BEP 27).
+    pub dht: Option<Dht>,
 }
 
 #[derive(Debug, Error)]
@@ -232,14 +239,24 @@ pub async fn run(
     }
 
     let _ = peers_tx.try_send(settings.peers.clone());
-    // Without a tracker the peers given by hand are all there is; with
-    // neither, the torrent cannot start.
+    let dht = settings.dht.clone().filter(|_| !private);
+    if let Some(dht) = dht.clone() {
+        let ask = Ask {
+            info_hash: meta.info_hash,
+            announce: Some(port),
+            give_up_after: None,
+        };
+        tokio::spawn(find_peers(dht, ask, peers_tx.clone(), shutdown.clone()));
+    }
+    // Without a tracker the peers given by hand and the DHT's are all there
+    // is; with none of them, the torrent cannot start.
     let tracker_task = match TrackerClient::new(meta.tracker_tiers(), meta.info_hash, our_id, port)
     {
-        Err(TrackerError::NoTracker) if !settings.peers.is_empty() => {
+        Err(TrackerError::NoTracker) if !settings.peers.is_empty() || dht.is_some() => {
             info!(
                 peers = settings.peers.len(),
-                "no HTTP tracker: dialling the peers given"
+                dht = dht.is_some(),
+                "no tracker: dialling the peers given and those of the DHT"
             );
             None
         }

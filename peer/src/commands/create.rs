@@ -25,8 +25,10 @@ use crate::{
 pub struct Args {
     /// The file or directory to share.
     path: PathBuf,
-    /// Tracker announce URL. Repeat for backup tiers; commas put several URLs in one tier.
-    #[arg(short = 'a', long = "announce", required = true, value_name = "URL")]
+    /// Tracker announce URL. Repeat for backup tiers; commas put several URLs
+    /// in one tier. None: a trackerless torrent, whose peers come from the
+    /// DHT (not for --private).
+    #[arg(short = 'a', long = "announce", value_name = "URL")]
     announce: Vec<String>,
     /// Piece length in bytes (a power of two from 16K to 16M, e.g. 262144 or 256K), or
     /// `auto`: the smallest power of two giving at most 2,000 pieces.

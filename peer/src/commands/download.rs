@@ -16,6 +16,7 @@ use peer::{
         storage::{Storage, StorageError},
         torrent::{self, Settings, Summary, TorrentError},
     },
+    dht::service::{Config, Dht},
     units,
 };
 
@@ -53,6 +54,18 @@ pub struct PeerOptions {
     /// No peer exchange (BEP 11): learn peers only from trackers and by hand.
     #[arg(long)]
     no_pex: bool,
+    /// A DHT node to join the DHT through, HOST:PORT (repeatable). None is
+    /// assumed: without one (or a `--dht-state` file that knows nodes) the
+    /// DHT node only answers those who find it.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = peer_address)]
+    dht_bootstrap: Vec<String>,
+    /// Keep the DHT node's id and routing table in FILE between runs.
+    #[arg(long, value_name = "FILE")]
+    dht_state: Option<PathBuf>,
+    /// No DHT (BEP 5): no UDP socket, no lookups, no announces. Private
+    /// torrents never use it.
+    #[arg(long)]
+    no_dht: bool,
     /// Record, as JSON lines in FILE, when each piece verified and which
     /// peers sent it, the pieces a super-seeder offered and the chokes
     /// (for studies; see `peer::bt::events`).
@@ -179,6 +192,38 @@ fn print_summary(summary: &Summary) {
     let _ = stdout.flush();
 }
 
+/// Starts the DHT node unless `--no-dht` or the torrent is private, on the
+/// UDP port of the same number as our TCP port when it is free (as other
+/// clients do), else on any. A node that cannot start is a warning, not a
+/// failure: the torrent may have other sources.
+async fn start_dht(
+    options: &PeerOptions,
+    port: u16,
+    private: bool,
+    shutdown: &CancellationToken,
+) -> Option<Dht> {
+    if options.no_dht || private {
+        return None;
+    }
+    let bootstrap = magnet_source::resolve(&options.dht_bootstrap).await;
+    let config = |port| Config {
+        bind: SocketAddr::from(([0, 0, 0, 0], port)),
+        bootstrap: bootstrap.clone(),
+        state_file: options.dht_state.clone(),
+    };
+    let mut started = Dht::start(config(port), shutdown.clone()).await;
+    if started.is_err() {
+        started = Dht::start(config(0), shutdown.clone()).await;
+    }
+    match started {
+        Ok(dht) => Some(dht),
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the DHT node; going on without it");
+            None
+        }
+    }
+}
+
 fn settings(
     options: &PeerOptions,
     download_rate: Option<u64>,
@@ -187,6 +232,7 @@ fn settings(
     events: Option<Arc<EventLog>>,
 ) -> Settings {
     Settings {
+        dht: None,
         events,
         peers,
         pex: !options.no_pex,
@@ -213,13 +259,16 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
             .await
             .map_err(torrent_failure)?;
         let mut given = args.peer.peers.clone();
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let dht;
         let meta = if common::magnet::Magnet::is_magnet(&args.torrent) {
             let magnet = common::magnet::Magnet::parse(&args.torrent)
                 .map_err(|e| Failure::new(Exit::InvalidInput, e))?;
             given.extend(magnet.peers.iter().cloned());
-            let port = listener.local_addr().map_or(0, |a| a.port());
+            dht = start_dht(&args.peer, port, false, &shutdown).await;
             let peers = magnet_source::resolve(&given).await;
-            let meta = magnet_source::fetch(&magnet, peers, port, shutdown.clone()).await?;
+            let meta =
+                magnet_source::fetch(&magnet, peers, port, dht.clone(), shutdown.clone()).await?;
             let saved = args
                 .save_torrent
                 .clone()
@@ -227,14 +276,19 @@ pub fn download(args: DownloadArgs) -> Result<(), Failure> {
             magnet_source::save(&meta, &saved)?;
             meta
         } else {
-            load_torrent(std::path::Path::new(&args.torrent))?
+            let meta = load_torrent(std::path::Path::new(&args.torrent))?;
+            dht = start_dht(&args.peer, port, meta.info.private, &shutdown).await;
+            meta
         };
         let peers = magnet_source::resolve(&given).await;
         let (storage, have) = open_and_check(&meta, args.output.clone(), true).await?;
         let bar = progress::bytes_bar(meta.info.total_length, "download");
         bar.set_position(have.count() as u64 * meta.info.piece_length.min(meta.info.total_length));
         let events = open_events(&args.peer, started)?;
-        let settings = settings(&args.peer, args.max_download_rate, args.seed, peers, events);
+        let settings = Settings {
+            dht,
+            ..settings(&args.peer, args.max_download_rate, args.seed, peers, events)
+        };
         let seeding = args.seed;
         let outcome = torrent::run(
             started,
@@ -300,6 +354,11 @@ pub fn seed(args: SeedArgs) -> Result<(), Failure> {
         let listener = torrent::listen(args.peer.port)
             .await
             .map_err(torrent_failure)?;
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let seeding = Settings {
+            dht: start_dht(&args.peer, port, meta.info.private, &shutdown).await,
+            ..seeding
+        };
         let outcome = torrent::run(
             started,
             &meta,

@@ -1,5 +1,5 @@
 //! `peer download MAGNET`: the steps before the download proper. Peers come
-//! from the link's `x.pe`, `--peer` and the link's HTTP trackers; the info
+//! from the link's `x.pe`, `--peer`, the link's trackers and the DHT; the info
 //! dictionary comes from those peers (`bt::magnet`), is validated as a
 //! `.torrent` would be, and is saved as one so that the next run needs no
 //! swarm to start.
@@ -12,10 +12,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::create::write_atomically;
-use peer::bt::{
-    magnet::{fetch_metadata, MetadataError, Request},
-    torrent::new_peer_id,
-    tracker_client::{Progress, TrackerClient},
+use peer::{
+    bt::{
+        magnet::{fetch_metadata, MetadataError, Request},
+        torrent::new_peer_id,
+        tracker_client::{Progress, TrackerClient},
+    },
+    dht::{
+        service::Dht,
+        swarm::{find_peers, Ask},
+    },
 };
 
 use crate::exit::{Exit, Failure};
@@ -23,6 +29,10 @@ use crate::exit::{Exit, Failure};
 /// How often the link's trackers are asked for peers while the metadata is
 /// being fetched.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
+
+/// How long the DHT is searched for a magnet's first peer when nothing
+/// else gives one, before the download fails.
+const DHT_PATIENCE: Duration = Duration::from_secs(120);
 
 /// `HOST:PORT` strings (already checked for their form) to addresses; one
 /// that does not resolve is skipped with a warning.
@@ -49,18 +59,27 @@ pub async fn fetch(
     magnet: &Magnet,
     peers: Vec<SocketAddr>,
     port: u16,
+    dht: Option<Dht>,
     shutdown: CancellationToken,
 ) -> Result<Metainfo, Failure> {
     let our_id = new_peer_id();
     let done = shutdown.child_token();
     let (found, more) = mpsc::channel(4);
-    match TrackerClient::new(magnet.trackers.clone(), magnet.info_hash, our_id, port) {
-        Ok(tracker) => {
-            tokio::spawn(announce_for_peers(tracker, found, done.clone()));
-        }
-        // No HTTP tracker: the peers given are all there is.
-        Err(_) => drop(found),
+    if let Ok(tracker) = TrackerClient::new(magnet.trackers.clone(), magnet.info_hash, our_id, port)
+    {
+        tokio::spawn(announce_for_peers(tracker, found.clone(), done.clone()));
     }
+    if let Some(dht) = dht {
+        let ask = Ask {
+            info_hash: magnet.info_hash,
+            announce: None,
+            give_up_after: Some(DHT_PATIENCE),
+        };
+        tokio::spawn(find_peers(dht, ask, found.clone(), done.clone()));
+    }
+    // With no tracker and no DHT, the peers given are all there is: the
+    // channel closes now.
+    drop(found);
     info!(info_hash = %magnet.info_hash.to_hex(), peers = peers.len(), "fetching the metadata");
     let request = Request {
         info_hash: magnet.info_hash,

@@ -7,7 +7,8 @@
 //! tokens ([`tokens`]), the peers others announced ([`store`]) and the rate
 //! limits both ways ([`limits`]). The messages themselves are
 //! `common::krpc`'s. [`service`] runs a node on a UDP socket for the
-//! commands, and [`state`] keeps its id and table between runs.
+//! commands, [`state`] keeps its id and table between runs, and [`swarm`]
+//! is what a torrent asks of it (peers, announces, on a schedule).
 
 pub mod limits;
 pub mod lookup;
@@ -15,5 +16,6 @@ pub mod node;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod swarm;
 pub mod table;
 pub mod tokens;

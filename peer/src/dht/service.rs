@@ -72,6 +72,7 @@ pub struct Snapshot {
     pub counters: Counters,
 }
 
+#[derive(Debug)]
 enum Request {
     Search(Target, mpsc::UnboundedSender<Found>),
     Snapshot(oneshot::Sender<Snapshot>),
@@ -79,7 +80,7 @@ enum Request {
 
 /// A running node; dropping every handle does not stop it, the shutdown
 /// token does.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Dht {
     requests: mpsc::Sender<Request>,
     addr: SocketAddr,
