@@ -69,7 +69,14 @@ pub async fn fetch(
     {
         tokio::spawn(announce_for_peers(tracker, found.clone(), done.clone()));
     }
-    if let Some(dht) = dht {
+    if let Some(dht) = dht.filter(|dht| {
+        if !dht.has_start() {
+            info!(
+                "no DHT node to start from (--dht-bootstrap or --dht-state): not searching the DHT"
+            );
+        }
+        dht.has_start()
+    }) {
         let ask = Ask {
             info_hash: magnet.info_hash,
             announce: None,

@@ -557,6 +557,14 @@ impl<R: Rng> Node<R> {
         self.events.pop_front()
     }
 
+    /// Nothing to wait for: no query in flight, no search, and no bootstrap
+    /// to retry.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+            && self.searches.is_empty()
+            && (self.bootstrap.is_empty() || !self.table.is_empty())
+    }
+
     /// Searches running, including the node's own upkeep.
     pub fn searches_running(&self) -> usize {
         self.searches.len()

@@ -25,8 +25,11 @@ use super::{
     state::{self, State},
 };
 
-/// How often the node's clock ticks (timeouts, searches, upkeep).
+/// How often the node's clock ticks (timeouts, searches, upkeep) while it
+/// waits for replies, and while it does not (a node in a swarm of a hundred
+/// peers on one machine should cost next to nothing when idle).
 const TICK: Duration = Duration::from_millis(100);
+const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How often the routing table is saved while running.
 const SAVE_EVERY: Duration = Duration::from_secs(5 * 60);
 
@@ -85,6 +88,7 @@ pub struct Dht {
     requests: mpsc::Sender<Request>,
     addr: SocketAddr,
     id: NodeId,
+    has_start: bool,
 }
 
 impl Dht {
@@ -105,6 +109,8 @@ impl Dht {
         let id = saved
             .as_ref()
             .map_or_else(|| NodeId(rng.random()), |s| s.id);
+        let has_start =
+            !config.bootstrap.is_empty() || saved.as_ref().is_some_and(|s| !s.nodes.is_empty());
         let now = Instant::now();
         let mut node = Node::new(id, now, StdRng::from_rng(&mut rng));
         for addr in &config.bootstrap {
@@ -117,7 +123,12 @@ impl Dht {
         info!(%addr, id = %id.to_hex(), known = saved.map_or(0, |s| s.nodes.len()), "DHT node started");
         let (requests, inbox) = mpsc::channel(64);
         tokio::spawn(run(socket, node, inbox, config.state_file, shutdown));
-        Ok(Dht { requests, addr, id })
+        Ok(Dht {
+            requests,
+            addr,
+            id,
+            has_start,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -126,6 +137,13 @@ impl Dht {
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Whether the node was given a way into a DHT (bootstrap nodes, or
+    /// nodes from its state file). Without one it only answers those who
+    /// find it, and a search of its own finds nothing.
+    pub fn has_start(&self) -> bool {
+        self.has_start
     }
 
     /// Looks up peers of `info_hash`, then announces us with `announce`
@@ -172,8 +190,7 @@ async fn run(
 ) {
     let addr = socket.local_addr().ok();
     let mut buffer = vec![0u8; MAX_PACKET + 1];
-    let mut ticks = time::interval(TICK);
-    ticks.set_missed_tick_behavior(time::MissedTickBehavior::Delay);
+    let mut next_tick = Instant::now() + TICK;
     let mut last_save = Instant::now();
     let mut searches: HashMap<SearchId, mpsc::UnboundedSender<Found>> = HashMap::new();
     loop {
@@ -182,12 +199,16 @@ async fn run(
             received = socket.recv_from(&mut buffer) => match received {
                 // A datagram longer than the buffer arrives cut to it, and
                 // then is over the decoder's limit: refused.
-                Ok((len, from)) => node.handle(from, &buffer[..len], Instant::now()),
+                Ok((len, from)) => {
+                    node.handle(from, &buffer[..len], Instant::now());
+                    next_tick = next_tick.min(Instant::now() + TICK);
+                }
                 Err(error) => debug!(%error, "DHT receive failed"),
             },
-            _ = ticks.tick() => {
+            _ = time::sleep_until(next_tick) => {
                 let now = Instant::now();
                 node.tick(now);
+                next_tick = now + if node.is_idle() { IDLE_TICK } else { TICK };
                 if now.saturating_duration_since(last_save) >= SAVE_EVERY {
                     last_save = now;
                     save(&node, state_file.as_ref());
@@ -198,6 +219,7 @@ async fn run(
                     if let Some(search) = node.search(target, Instant::now()) {
                         searches.insert(search, found);
                     }
+                    next_tick = next_tick.min(Instant::now() + TICK);
                 }
                 Some(Request::Snapshot(reply)) => {
                     let _ = reply.send(snapshot(&node, addr));

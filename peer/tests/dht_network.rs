@@ -1,0 +1,101 @@
+//! A DHT of 100 of our own nodes on loopback, each on its own UDP socket in
+//! this one process: every routing table fills, an announced peer is found
+//! by lookups from all over the network, and the number of queries a lookup
+//! takes is reported (median and worst).
+
+use std::{net::SocketAddr, time::Duration};
+
+use common::InfoHash;
+use peer::dht::{
+    service::{Config, Dht, Found},
+    table::K,
+};
+use tokio::time::{sleep, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+const NODES: usize = 100;
+
+async fn start(bootstrap: Vec<SocketAddr>, stop: &CancellationToken) -> Dht {
+    let config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        bootstrap,
+        state_file: None,
+    };
+    Dht::start(config, stop.clone())
+        .await
+        .expect("a loopback UDP socket")
+}
+
+/// Runs a lookup to its end: the peers it found and its query count.
+async fn lookup(dht: &Dht, hash: InfoHash, announce: Option<u16>) -> (Vec<SocketAddr>, u32, usize) {
+    let mut found = dht.get_peers(hash, announce).await;
+    let mut peers = Vec::new();
+    let run = async {
+        while let Some(update) = found.recv().await {
+            match update {
+                Found::Peers(more) => peers.extend(more),
+                Found::Done {
+                    queries, announced, ..
+                } => return (queries, announced),
+            }
+        }
+        panic!("the search ended without a result")
+    };
+    let (queries, announced) = timeout(Duration::from_secs(30), run)
+        .await
+        .expect("a lookup ends");
+    (peers, queries, announced)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_nodes_fill_their_tables_and_find_an_announced_peer() {
+    let stop = CancellationToken::new();
+    let first = start(Vec::new(), &stop).await;
+    let mut nodes = vec![first.clone()];
+    for _ in 1..NODES {
+        nodes.push(start(vec![first.local_addr()], &stop).await);
+    }
+    let began = Instant::now();
+    let mut sizes;
+    loop {
+        sizes = Vec::new();
+        for node in &nodes {
+            sizes.push(node.snapshot().await.expect("a running node").nodes.len());
+        }
+        if sizes.iter().all(|&n| n >= K) || began.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+    sizes.sort();
+    println!(
+        "tables after {:.1} s: smallest {} nodes, median {}, largest {}",
+        began.elapsed().as_secs_f64(),
+        sizes[0],
+        sizes[NODES / 2],
+        sizes[NODES - 1]
+    );
+    assert!(sizes[0] >= K, "every routing table fills: {sizes:?}");
+
+    let hash = InfoHash([0x5a; 20]);
+    let announcer = 37;
+    let (_, _, announced) = lookup(&nodes[announcer], hash, Some(4242)).await;
+    assert!(announced >= 1, "the announce reached nodes");
+    let expected: SocketAddr = "127.0.0.1:4242".parse().unwrap();
+    let mut queries = Vec::new();
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != announcer) {
+        let (peers, count, _) = lookup(node, hash, None).await;
+        assert!(peers.contains(&expected), "node {i} found {peers:?}");
+        queries.push(count);
+    }
+    queries.sort();
+    println!(
+        "get_peers from {} nodes: queries per lookup median {}, worst {}, best {}",
+        queries.len(),
+        queries[queries.len() / 2],
+        queries[queries.len() - 1],
+        queries[0]
+    );
+    assert!(queries[queries.len() - 1] <= 64, "{queries:?}");
+    stop.cancel();
+}
