@@ -98,6 +98,28 @@ pub fn aria2_udp(dir: &Path, torrent: &Path, seed_minutes: &str, log: &Path) -> 
     spawn_aria2(command, torrent)
 }
 
+/// aria2c fetching `source` (a magnet link) with peers from the DHT: its
+/// IPv4 DHT on a port of its own, a fresh routing table file beside `dir`,
+/// `entry_point` (HOST:PORT) its only way in; no seeding afterwards, so it
+/// exits once the download is complete.
+pub fn aria2_dht(dir: &Path, source: &str, entry_point: &str) -> KillOnDrop {
+    let dht_file = dir.with_extension("dht.dat");
+    let _ = std::fs::remove_file(&dht_file);
+    let mut command = aria2_command(dir, "0");
+    command
+        .args(["--enable-dht=true", "--enable-dht6=false"])
+        .arg(format!("--dht-entry-point={entry_point}"))
+        .arg(format!("--dht-listen-port={}", free_port()))
+        .arg(format!("--dht-file-path={}", dht_file.display()));
+    let child = command
+        .arg(source)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("aria2c starts");
+    KillOnDrop(child)
+}
+
 fn aria2_command(dir: &Path, seed_minutes: &str) -> Command {
     require_tool("aria2c");
     let mut command = Command::new("aria2c");
@@ -149,6 +171,30 @@ pub fn libtorrent(
             .arg(crate::repo_root().join("integration/lt_peer.py"))
             .args(args)
             .envs(envs.iter().copied()),
+    );
+    let listening = process.json_line(std::time::Duration::from_secs(20));
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let port = listening["port"].as_u64().expect("a port") as u16;
+    (process, port)
+}
+
+/// python3-libtorrent as a DHT node, seeder or magnet leecher through
+/// `integration/lt_dht.py` (see its docstring for the modes, the JSON lines
+/// and the settings it changes); returns the process and its port (TCP and
+/// DHT alike).
+pub fn libtorrent_dht(args: &[&std::ffi::OsStr]) -> (crate::peers::PeerProcess, u16) {
+    let found = Command::new("/usr/bin/python3")
+        .args(["-c", "import libtorrent"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "python3-libtorrent is not installed: run integration/install-deps.sh (./test.sh does it)"
+    );
+    let mut process = crate::peers::PeerProcess::start(
+        Command::new("/usr/bin/python3")
+            .arg(crate::repo_root().join("integration/lt_dht.py"))
+            .args(args),
     );
     let listening = process.json_line(std::time::Duration::from_secs(20));
     assert_eq!(listening["event"], "listening", "{listening}");

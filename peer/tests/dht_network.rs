@@ -99,3 +99,57 @@ async fn a_hundred_nodes_fill_their_tables_and_find_an_announced_peer() {
     assert!(queries[queries.len() - 1] <= 64, "{queries:?}");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_id_and_starts_from_the_nodes_it_knew() {
+    let stop = CancellationToken::new();
+    let first = start(Vec::new(), &stop).await;
+    let mut others = Vec::new();
+    for _ in 0..10 {
+        others.push(start(vec![first.local_addr()], &stop).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("dht.dat");
+    let config = |bootstrap| Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        bootstrap,
+        state_file: Some(state_file.clone()),
+    };
+    let once = stop.child_token();
+    let node = Dht::start(config(vec![first.local_addr()]), once.clone())
+        .await
+        .unwrap();
+    let known = wait_for_nodes(&node, K).await;
+    once.cancel();
+    timeout(Duration::from_secs(5), async {
+        while !state_file.exists() {
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the state is saved on stop");
+    // No bootstrap this time: only what the file knew.
+    let again = Dht::start(config(Vec::new()), stop.child_token())
+        .await
+        .unwrap();
+    assert_eq!(again.id(), node.id(), "the same id");
+    assert!(again.has_start());
+    let now_known = wait_for_nodes(&again, K).await;
+    println!("known before the restart: {known}, after: {now_known}");
+    stop.cancel();
+}
+
+/// Waits (at most 10 s) until `node`'s table holds `count` nodes.
+async fn wait_for_nodes(node: &Dht, count: usize) -> usize {
+    timeout(Duration::from_secs(10), async {
+        loop {
+            let nodes = node.snapshot().await.expect("running").nodes.len();
+            if nodes >= count {
+                return nodes;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the table fills")
+}

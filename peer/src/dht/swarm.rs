@@ -54,6 +54,9 @@ pub async fn find_peers(
             };
             match update {
                 Some(Found::Peers(peers)) => {
+                    if this_time == 0 {
+                        info!(info_hash = %ask.info_hash.to_hex(), peers = peers.len(), "first peers from the DHT");
+                    }
                     this_time += peers.len();
                     if found.send(peers).await.is_err() {
                         return;
