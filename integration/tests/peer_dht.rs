@@ -132,7 +132,7 @@ fn our_peer_finds_a_libtorrent_seeder_through_the_dht_alone() {
         Duration::from_secs(30),
     );
     let out = t.out("ours");
-    let mut ours = download(&t.magnet(), &out, &["--dht-bootstrap", &bootstrap]);
+    let mut ours = download(t.magnet(), &out, &["--dht-bootstrap", &bootstrap]);
     let summary = ours.json_line(Duration::from_secs(60));
     assert_eq!(summary["event"], "complete", "{summary}");
     assert_eq!(summary["hash_failures"], 0);
