@@ -442,8 +442,13 @@ impl<R: Rng> Node<R> {
                 asks.push(node);
             }
             let target = s.target;
-            let waiting =
-                s.lookup.is_empty() && now.saturating_duration_since(s.started) < WAIT_FOR_TABLE;
+            // With nothing to start from, a search waits for the table only
+            // while the node may still learn nodes (a bootstrap or a ping
+            // under way); otherwise it ends at once, finding nothing.
+            let may_learn = !self.bootstrap.is_empty() || !self.pending.is_empty();
+            let waiting = s.lookup.is_empty()
+                && may_learn
+                && now.saturating_duration_since(s.started) < WAIT_FOR_TABLE;
             let done = !waiting && s.lookup.is_done(now);
             for node in asks {
                 let query = match target {

@@ -332,3 +332,33 @@ fn garbage_and_unknown_methods_and_spoofed_replies() {
     node.handle(addr(9), &reply, now);
     assert_eq!(node.table().len(), 1);
 }
+
+#[test]
+fn a_search_with_no_way_into_a_dht_ends_at_once_and_the_node_idles() {
+    let (mut node, now) = lone_node();
+    let search = node
+        .search(
+            Target::Peers {
+                info_hash: InfoHash([5; 20]),
+                announce: Some(1),
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        node.poll_event(),
+        Some(Event::Done {
+            search,
+            queries: 0,
+            peers: 0,
+            announced: 0
+        })
+    );
+    assert!(node.is_idle());
+    // With a bootstrap node to hear from, it waits for the table instead.
+    node.add_bootstrap(addr(9));
+    node.tick(now);
+    node.search(Target::Node(NodeId([3; 20])), now).unwrap();
+    assert!(node.poll_event().is_none());
+    assert!(!node.is_idle());
+}
