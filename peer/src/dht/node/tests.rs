@@ -2,6 +2,7 @@ use rand::{rngs::StdRng, SeedableRng};
 
 use super::*;
 use crate::dht::{limits::REPLIES_PER_SOURCE, limits::REPLY_BURST, tokens::ROTATE_EVERY};
+use common::krpc::codes;
 
 fn addr(n: u32) -> SocketAddr {
     let [_, a, b, c] = n.to_be_bytes();

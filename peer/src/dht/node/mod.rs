@@ -6,6 +6,8 @@
 //! when a search asks for it, and does the table's upkeep (bootstrap,
 //! refresh, pings of questionable nodes, token rotation, peer expiry).
 //!
+//! Answering queries is [`answer`]'s part.
+//!
 //! Time and randomness come from the caller, so tests drive thousands of
 //! nodes without a network.
 
@@ -16,11 +18,13 @@ use std::{
 };
 
 use common::{
-    krpc::{codes, Body, Message, NodeId, NodeInfo, Query, Reply},
+    krpc::{Body, Message, NodeId, NodeInfo, Query, Reply},
     InfoHash,
 };
 use rand::Rng;
 use tokio::time::Instant;
+
+mod answer;
 
 use super::{
     limits::{Bucket, ReplyLimits, QUERIES_PER_SECOND, QUERY_BURST},
@@ -237,66 +241,6 @@ impl<R: Rng> Node<R> {
             }
         }
         self.drive(now);
-    }
-
-    fn answer(
-        &mut self,
-        from: SocketAddr,
-        transaction: Vec<u8>,
-        id: Option<NodeId>,
-        read_only: bool,
-        query: Query,
-        now: Instant,
-    ) {
-        if !self.reply_limits.allow(from, now) {
-            self.counters.queries_refused += 1;
-            return;
-        }
-        self.counters.queries_answered += 1;
-        let body = match query {
-            Query::Ping => Body::Reply(Reply::default()),
-            Query::FindNode { target } => Body::Reply(Reply {
-                nodes: self.table.closest(&target, K),
-                ..Reply::default()
-            }),
-            Query::GetPeers { info_hash } => Body::Reply(Reply {
-                nodes: self.table.closest(&info_hash.into(), K),
-                values: self.store.peers(&info_hash, now, &mut self.rng),
-                token: Some(self.tokens.token_for(from.ip())),
-            }),
-            Query::AnnouncePeer {
-                info_hash,
-                port,
-                implied_port,
-                token,
-            } => {
-                if !self.tokens.is_valid(from.ip(), &token) {
-                    self.counters.bad_tokens += 1;
-                    error(codes::PROTOCOL, "bad token")
-                } else if !implied_port && port == 0 {
-                    error(codes::PROTOCOL, "port 0")
-                } else {
-                    let port = if implied_port { from.port() } else { port };
-                    if self
-                        .store
-                        .announce(info_hash, SocketAddr::new(from.ip(), port), now)
-                    {
-                        self.counters.announces_stored += 1;
-                        Body::Reply(Reply::default())
-                    } else {
-                        error(codes::SERVER, "peer store full")
-                    }
-                }
-            }
-            Query::Unknown { .. } => error(codes::METHOD_UNKNOWN, "Method Unknown"),
-        };
-        self.send(from, message(transaction, self.id(), body));
-        // A querier may belong in the table: prove its address first.
-        if let Some(id) = id {
-            if !read_only && !self.table.contains(&id) && self.pending.len() < MAX_PENDING / 2 {
-                self.query(from, Some(id), Query::Ping, Purpose::Ping, now);
-            }
-        }
     }
 
     fn on_reply(
@@ -603,5 +547,4 @@ fn message(transaction: Vec<u8>, id: NodeId, body: Body) -> Message {
 }
 
 #[cfg(test)]
-#[path = "node_tests.rs"]
 mod tests;
