@@ -4,7 +4,8 @@
 //! file on disk.
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader, Read, Write},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
@@ -254,5 +255,67 @@ impl PeerProcess {
     pub fn kill(&mut self) {
         let _ = self.process.0.kill();
         let _ = self.process.0.wait();
+    }
+}
+
+/// `peer dht --listen 127.0.0.1:0`, its JSON lines on a channel and its
+/// stdin open for commands (`table`, `get_peers HASH`, ...).
+pub struct DhtNode {
+    _process: KillOnDrop,
+    stdin: std::process::ChildStdin,
+    lines: mpsc::Receiver<serde_json::Value>,
+    pub addr: SocketAddr,
+}
+
+impl DhtNode {
+    pub fn start() -> DhtNode {
+        let mut child = Command::new(workspace_bin("peer"))
+            .args(["dht", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("peer dht starts");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).expect("JSON lines"));
+            }
+        });
+        let mut node = DhtNode {
+            _process: KillOnDrop(child),
+            stdin,
+            lines,
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        let listening = node.event("listening");
+        node.addr = listening["addr"].as_str().unwrap().parse().unwrap();
+        node
+    }
+
+    /// The next line whose `event` is `event` (within 10 s).
+    pub fn event(&mut self, event: &str) -> serde_json::Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no {event} line"));
+            if line["event"] == event {
+                return line;
+            }
+        }
+    }
+
+    /// The node as `table` prints it (`nodes`, `counters`, ...).
+    pub fn snapshot(&mut self) -> serde_json::Value {
+        writeln!(self.stdin, "table").unwrap();
+        self.event("snapshot")["node"].clone()
+    }
+
+    /// The node's counters, from a `table` command.
+    pub fn counters(&mut self) -> serde_json::Value {
+        self.snapshot()["counters"].clone()
     }
 }

@@ -5,10 +5,7 @@
 //! limit (no amplification). The node keeps answering others throughout.
 
 use std::{
-    io::{BufRead, BufReader, Write},
     net::{SocketAddr, UdpSocket},
-    process::{Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -16,60 +13,7 @@ use common::{
     krpc::{codes, Body, Message, NodeId, Query},
     InfoHash,
 };
-use integration::{workspace_bin, KillOnDrop};
-
-struct Node {
-    _process: KillOnDrop,
-    stdin: std::process::ChildStdin,
-    lines: mpsc::Receiver<serde_json::Value>,
-    addr: SocketAddr,
-}
-
-impl Node {
-    fn start() -> Node {
-        let mut child = Command::new(workspace_bin("peer"))
-            .args(["dht", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("peer dht starts");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str(&line).expect("JSON lines"));
-            }
-        });
-        let mut node = Node {
-            _process: KillOnDrop(child),
-            stdin,
-            lines,
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        let listening = node.event("listening");
-        node.addr = listening["addr"].as_str().unwrap().parse().unwrap();
-        node
-    }
-
-    fn event(&mut self, event: &str) -> serde_json::Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no {event} line"));
-            if line["event"] == event {
-                return line;
-            }
-        }
-    }
-
-    fn counters(&mut self) -> serde_json::Value {
-        writeln!(self.stdin, "table").unwrap();
-        self.event("snapshot")["node"]["counters"].clone()
-    }
-}
+use integration::peers::DhtNode;
 
 fn query(transaction: &[u8], query: Query) -> Vec<u8> {
     Message {
@@ -111,7 +55,7 @@ fn ask(socket: &UdpSocket, to: SocketAddr, datagram: &[u8], t: &[u8]) -> Option<
 
 #[test]
 fn garbage_oversized_nested_and_flooding_input_is_survived_and_bounded() {
-    let mut node = Node::start();
+    let mut node = DhtNode::start();
     let socket = client();
     // Garbage, an oversized datagram, deep nesting, and a "reply" carrying
     // 2,000 nodes (52,000 bytes): none is answered, none stops the node.
