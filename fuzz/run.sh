@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex udp_request udp_response krpc)
+ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex udp_request udp_response krpc dht_state)
 smoke=false
 seconds=600
 if [[ ${1:-} == --smoke ]]; then
@@ -52,6 +52,7 @@ options_for() {
         handshake) echo "-max_len=128" ;;
         udp_request | udp_response) echo "-max_len=2048" ;;
         krpc) echo "-dict=fuzz/dict/bencode.dict -max_len=5000" ;;
+        dht_state) echo "-dict=fuzz/dict/bencode.dict -max_len=70000" ;;
     esac
 }
 

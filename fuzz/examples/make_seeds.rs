@@ -370,5 +370,20 @@ fn main() -> std::io::Result<()> {
     for (name, bytes) in krpc {
         write("krpc", name, bytes)?;
     }
+    // The DHT node's state file: an IPv4 and an IPv6 node.
+    let state = common::krpc::state::State {
+        id: common::krpc::NodeId([3; 20]),
+        nodes: vec![
+            common::krpc::NodeInfo {
+                id: common::krpc::NodeId([4; 20]),
+                addr: "127.0.0.2:6881".parse().unwrap(),
+            },
+            common::krpc::NodeInfo {
+                id: common::krpc::NodeId([5; 20]),
+                addr: "[::1]:6882".parse().unwrap(),
+            },
+        ],
+    };
+    write("dht_state", "two-nodes", &state.encode())?;
     Ok(())
 }

@@ -16,9 +16,13 @@
 //! and token, refuses node and peer lists over [`MAX_NODES`] and
 //! [`MAX_VALUES`], and ignores fields it does not know. Any violation is a
 //! [`KrpcError`]; the node drops the datagram.
+//!
+//! [`state`] is the node's saved state (its id and table), in the same
+//! compact node form.
 
 mod decode;
 mod encode;
+pub mod state;
 #[cfg(test)]
 mod tests;
 
