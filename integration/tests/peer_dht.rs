@@ -189,3 +189,44 @@ fn aria2_finds_our_seeder_through_the_dht() {
     assert!(status.success(), "aria2c: {status}");
     t.check_copy(&out);
 }
+
+#[test]
+fn connected_peers_tell_each_other_their_dht_ports() {
+    // No bootstrap node anywhere: the only way our DHT node and
+    // libtorrent's meet is BEP 5's PORT message on their peer connection.
+    let t = Trackerless::new("1M");
+    let mut ours = PeerProcess::start(
+        Command::new(workspace_bin("peer"))
+            .arg("seed")
+            .arg(&t.torrent)
+            .arg("--data")
+            .arg(&t.data)
+            .args(["--port", "0"]),
+    );
+    let port = wait_for("our seeder to listen", Duration::from_secs(20), || {
+        let log = ours.log();
+        let line = log.lines().find(|l| l.contains("listening for peers"))?;
+        line.split("port=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse::<u16>()
+            .ok()
+    });
+    let link = format!("{}&x.pe=127.0.0.1:{port}", t.magnet());
+    let out = t.out("libtorrent");
+    let (mut leecher, _) = libtorrent_dht(&["magnet".as_ref(), link.as_ref(), out.as_os_str()]);
+    event(&mut leecher, "complete", &[], Duration::from_secs(60));
+    t.check_copy(&out);
+    // libtorrent pinged the port we said, and our node answered: it is in
+    // libtorrent's table. Our node pinged libtorrent's in turn and, with a
+    // node in its table, looks the torrent up there (our next search is at
+    // most 10 s after the first, which found nobody).
+    event(
+        &mut leecher,
+        "dht_get_peers",
+        &[("info_hash", &t.info_hash)],
+        Duration::from_secs(30),
+    );
+    assert!(ours.terminate(Duration::from_secs(10)).success());
+}

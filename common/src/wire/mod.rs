@@ -53,7 +53,7 @@ pub enum Message {
         data: Bytes,
     },
     Cancel(BlockRef),
-    /// DHT port (BEP 5): tolerated and ignored.
+    /// The sender's DHT port (BEP 5).
     Port(u16),
     /// BEP 6, sent only to a peer that set the fast extension's bit: this
     /// piece is worth asking for.
@@ -111,6 +111,8 @@ type ReservedBit = (usize, u8);
 const EXTENSION_BIT: ReservedBit = (5, 0x10);
 /// BEP 6's bit: the 3rd from the right.
 const FAST_BIT: ReservedBit = (7, 0x04);
+/// BEP 5's bit (the sender runs a DHT node): the last.
+const DHT_BIT: ReservedBit = (7, 0x01);
 
 fn set_bit(reserved: &mut [u8; 8], (byte, mask): ReservedBit, on: bool) {
     if on {
@@ -149,6 +151,18 @@ impl Handshake {
     pub fn with_fast(mut self, on: bool) -> Self {
         set_bit(&mut self.reserved, FAST_BIT, on);
         self
+    }
+
+    /// This handshake with the DHT's bit (BEP 5: the last byte's 0x01) set
+    /// or cleared: the sender runs a DHT node and will say its port.
+    pub fn with_dht(mut self, on: bool) -> Self {
+        set_bit(&mut self.reserved, DHT_BIT, on);
+        self
+    }
+
+    /// Whether the sender runs a DHT node (BEP 5).
+    pub fn supports_dht(&self) -> bool {
+        self.reserved[DHT_BIT.0] & DHT_BIT.1 != 0
     }
 
     /// Whether the sender speaks the extension protocol (BEP 10).

@@ -275,7 +275,7 @@ fn before_the_metadata_only_the_geometry_free_checks_apply() {
 }
 
 #[test]
-fn the_reserved_bits_of_bep_10_and_bep_6() {
+fn the_reserved_bits_of_bep_10_bep_6_and_bep_5() {
     let plain = Handshake::new(InfoHash([1; 20]), PeerId([2; 20]));
     assert!(!plain.supports_extensions() && !plain.supports_fast());
     let both = plain.with_extensions(true).with_fast(true);
@@ -283,10 +283,12 @@ fn the_reserved_bits_of_bep_10_and_bep_6() {
     let decoded = Handshake::decode(&both.encode()).unwrap();
     assert!(decoded.supports_extensions() && decoded.supports_fast());
     assert_eq!(both.with_fast(false).reserved, [0, 0, 0, 0, 0, 0x10, 0, 0]);
-    // libtorrent also sets the DHT bit (0x01) and others: read ours only.
+    // libtorrent sets the DHT bit (0x01) too.
     let mut theirs = plain;
     theirs.reserved = [0, 0, 0, 0, 0, 0x10, 0, 0x05];
-    assert!(theirs.supports_extensions() && theirs.supports_fast());
+    assert!(theirs.supports_extensions() && theirs.supports_fast() && theirs.supports_dht());
+    assert!(!both.supports_dht());
+    assert_eq!(both.with_dht(true).reserved, theirs.reserved);
 }
 
 #[test]

@@ -33,6 +33,8 @@ use tokio::{
 use tokio_util::codec::FramedRead;
 use tracing::info;
 
+use crate::dht::service::Dht;
+
 mod start;
 pub use start::{incoming, our_handshake, outgoing, over, SessionEnd};
 
@@ -104,6 +106,9 @@ struct Session {
     super_seeding: bool,
     out: Option<mpsc::Sender<Message>>,
     uploads: Arc<UploadQueue>,
+    /// Both sides run a DHT node (BEP 5): ours, and the peer's address; the
+    /// first PORT message the peer sends is taken, later ones ignored.
+    dht: Option<(Dht, SocketAddr)>,
 }
 
 impl Session {
@@ -118,6 +123,7 @@ impl Session {
             super_seeding: false,
             out: None,
             uploads: Arc::new(UploadQueue::default()),
+            dht: None,
         }
     }
 
@@ -162,6 +168,9 @@ impl Session {
         self.super_seeding = super_seeding;
         if let Some((_, addr)) = &self.extensions {
             self.send(self.shared.offered.handshake(addr.ip())).await?;
+        }
+        if let Some((dht, _)) = &self.dht {
+            self.send(Message::Port(dht.local_addr().port())).await?;
         }
         if let Some(fast) = &self.fast {
             // BEP 6: `have_all` and `have_none` stand for the obvious
@@ -388,7 +397,12 @@ impl Session {
         }
         let first = self.peer.received(&message, Instant::now());
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Port(port) => {
+                if let Some((dht, addr)) = self.dht.take().filter(|_| port != 0) {
+                    dht.add_node(SocketAddr::new(addr.ip(), port));
+                }
+            }
+            Message::KeepAlive | Message::Unknown(_) => {}
             Message::Extended { id, payload } => {
                 let Some((extensions, addr)) = &mut self.extensions else {
                     return Ok(());

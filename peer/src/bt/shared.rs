@@ -17,7 +17,7 @@ use std::{
     net::SocketAddr,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
     },
 };
 
@@ -41,7 +41,7 @@ use super::{
     verdict::{judge, Checked, Strikes, Verdict},
     workers::Workers,
 };
-use crate::rate::RateLimiter;
+use crate::{dht::service::Dht, rate::RateLimiter};
 
 /// Capacity of a session's command channel; commands are rare (choke
 /// changes, endgame cancels), and a full channel drops a cancel, which costs
@@ -166,6 +166,10 @@ pub struct Shared {
     pub fatal: Mutex<Option<String>>,
     /// `--events`: what happened to each piece, for a study.
     pub events: Option<Arc<EventLog>>,
+    /// Our DHT node, set once before the first connection when the torrent
+    /// uses one: peers are told its port (BEP 5's PORT message) and the
+    /// DHT ports they say are given to it.
+    pub dht: OnceLock<Dht>,
 }
 
 pub struct Limits {
@@ -231,6 +235,7 @@ impl Shared {
             verifiers: Workers::new("verify", cores())?,
             fatal: Mutex::new(None),
             events: limits.events,
+            dht: OnceLock::new(),
         }))
     }
 

@@ -241,6 +241,7 @@ pub async fn run(
     let _ = peers_tx.try_send(settings.peers.clone());
     let dht = settings.dht.clone().filter(|_| !private);
     if let Some(dht) = dht.clone() {
+        let _ = shared.dht.set(dht.clone());
         let ask = Ask {
             info_hash: meta.info_hash,
             announce: Some(port),

@@ -78,6 +78,7 @@ pub struct Snapshot {
 #[derive(Debug)]
 enum Request {
     Search(Target, mpsc::UnboundedSender<Found>),
+    Ping(SocketAddr),
     Snapshot(oneshot::Sender<Snapshot>),
 }
 
@@ -173,6 +174,13 @@ impl Dht {
         receiver
     }
 
+    /// A node heard of outside the DHT (a peer's PORT message, BEP 5): it is
+    /// pinged, and enters the table if it answers. Dropped when the node is
+    /// busy; never waits.
+    pub fn add_node(&self, addr: SocketAddr) {
+        let _ = self.requests.try_send(Request::Ping(addr));
+    }
+
     /// The node's table and counters; `None` once it has stopped.
     pub async fn snapshot(&self) -> Option<Snapshot> {
         let (reply, answer) = oneshot::channel();
@@ -219,6 +227,10 @@ async fn run(
                     if let Some(search) = node.search(target, Instant::now()) {
                         searches.insert(search, found);
                     }
+                    next_tick = next_tick.min(Instant::now() + TICK);
+                }
+                Some(Request::Ping(addr)) => {
+                    node.add_known(addr, Instant::now());
                     next_tick = next_tick.min(Instant::now() + TICK);
                 }
                 Some(Request::Snapshot(reply)) => {

@@ -89,6 +89,7 @@ pub fn our_handshake(shared: &Shared) -> Handshake {
     Handshake::new(shared.info_hash, shared.our_id)
         .with_extensions(true)
         .with_fast(true)
+        .with_dht(shared.dht.get().is_some())
 }
 
 async fn run<T: Transport>(
@@ -130,6 +131,10 @@ async fn serve<T: Transport>(
     // The fast extension (BEP 6), when both sides set its bit.
     let fast = handshake.supports_fast() && theirs.supports_fast();
     session.fast = fast.then(|| FastPeer::new(shared, addr));
+    // BEP 5: both run a DHT node; each says its port, and we ping theirs.
+    if handshake.supports_dht() && theirs.supports_dht() {
+        session.dht = shared.dht.get().cloned().map(|dht| (dht, addr));
+    }
     let result = session.run(stream, commands).await;
     shared.unregister(key, &session.peer.has);
     result

@@ -363,3 +363,58 @@ fn a_search_with_no_way_into_a_dht_ends_at_once_and_the_node_idles() {
     assert!(node.poll_event().is_none());
     assert!(!node.is_idle());
 }
+
+#[test]
+fn a_read_only_querier_is_answered_but_kept_out_of_the_table() {
+    let (mut node, now) = lone_node();
+    let from = addr(2);
+    let mut ping = message(b"ro".to_vec(), NodeId([9; 20]), Body::Query(Query::Ping));
+    ping.read_only = true;
+    node.handle(from, &ping.encode(), now);
+    let sent: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "the reply only, no ping back to prove its address"
+    );
+    assert!(matches!(
+        Message::decode(&sent[0].1).unwrap().body,
+        Body::Reply(_)
+    ));
+    // The same node without the flag is pinged, to enter the table.
+    node.handle(
+        from,
+        &message(b"rw".to_vec(), NodeId([9; 20]), Body::Query(Query::Ping)).encode(),
+        now,
+    );
+    assert_eq!(std::iter::from_fn(|| node.poll_transmit()).count(), 2);
+    assert!(node.table().is_empty());
+}
+
+#[test]
+fn a_reply_with_thousands_of_peers_is_dropped_and_its_sender_fails() {
+    let (mut node, now) = lone_node();
+    node.add_bootstrap(addr(9));
+    node.tick(now);
+    let (_, datagram) = node.poll_transmit().unwrap();
+    let asked = Message::decode(&datagram).unwrap();
+    // 2,000 peers in `values`: 16 KB, far over the datagram limit.
+    let mut w = common::bencode::Writer::with_capacity(20_000);
+    w.dict().bytes(b"r").dict().bytes(b"id").bytes(&[7; 20]);
+    w.bytes(b"values").list();
+    for n in 0..2000u32 {
+        w.bytes(&[127, 0, (n >> 8) as u8, n as u8, 0x1a, 0xe1]);
+    }
+    w.end()
+        .end()
+        .bytes(b"t")
+        .bytes(&asked.transaction)
+        .bytes(b"y")
+        .bytes(b"r")
+        .end();
+    node.handle(addr(9), &w.finish(), now);
+    assert_eq!(node.counters().malformed, 1);
+    assert!(node.table().is_empty());
+    node.tick(now + QUERY_TIMEOUT);
+    assert_eq!(node.counters().timeouts, 1, "the query failed");
+}
