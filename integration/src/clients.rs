@@ -158,24 +158,7 @@ pub fn libtorrent(
     args: &[&std::ffi::OsStr],
     envs: &[(&str, &str)],
 ) -> (crate::peers::PeerProcess, u16) {
-    let found = Command::new("/usr/bin/python3")
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "python3-libtorrent is not installed: run integration/install-deps.sh (./test.sh does it)"
-    );
-    let mut process = crate::peers::PeerProcess::start(
-        Command::new("/usr/bin/python3")
-            .arg(crate::repo_root().join("integration/lt_peer.py"))
-            .args(args)
-            .envs(envs.iter().copied()),
-    );
-    let listening = process.json_line(std::time::Duration::from_secs(20));
-    assert_eq!(listening["event"], "listening", "{listening}");
-    let port = listening["port"].as_u64().expect("a port") as u16;
-    (process, port)
+    libtorrent_script("integration/lt_peer.py", args, envs)
 }
 
 /// python3-libtorrent as a DHT node, seeder or magnet leecher through
@@ -183,6 +166,16 @@ pub fn libtorrent(
 /// and the settings it changes); returns the process and its port (TCP and
 /// DHT alike).
 pub fn libtorrent_dht(args: &[&std::ffi::OsStr]) -> (crate::peers::PeerProcess, u16) {
+    libtorrent_script("integration/lt_dht.py", args, &[])
+}
+
+/// Runs one of our python3-libtorrent scripts, whose first JSON line is
+/// `{"event": "listening", "port": P}`.
+fn libtorrent_script(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+) -> (crate::peers::PeerProcess, u16) {
     let found = Command::new("/usr/bin/python3")
         .args(["-c", "import libtorrent"])
         .status()
@@ -193,8 +186,9 @@ pub fn libtorrent_dht(args: &[&std::ffi::OsStr]) -> (crate::peers::PeerProcess, 
     );
     let mut process = crate::peers::PeerProcess::start(
         Command::new("/usr/bin/python3")
-            .arg(crate::repo_root().join("integration/lt_dht.py"))
-            .args(args),
+            .arg(crate::repo_root().join(script))
+            .args(args)
+            .envs(envs.iter().copied()),
     );
     let listening = process.json_line(std::time::Duration::from_secs(20));
     assert_eq!(listening["event"], "listening", "{listening}");
