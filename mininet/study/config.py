@@ -10,7 +10,7 @@ from . import links as link_classes
 
 MODES = ("cs", "p2p")
 # Peer-to-peer clients: ours, or one that other_client.py runs.
-CLIENTS = ("ours", "libtorrent", "aria2")
+CLIENTS = ("ours", "libtorrent", "aria2", "transmission")
 
 # The lab: the 1 GiB seed, N in 1, 2, 4, 6, three runs, 100 Mbit/s links.
 # Quick: small enough for CI on two cores, still both modes for real.
@@ -150,7 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leave-on-complete", action="store_true",
                         help="peer-to-peer: a host stops the moment it has the file (no seeding)")
     parser.add_argument("--client", choices=list(CLIENTS), default="ours",
-                        help="peer-to-peer: every host (seeder and leechers) runs this client (default ours)")
+                        help="peer-to-peer: every host (seeder and leechers) runs this client (default ours; "
+                             "transmission in Mininet only)")
     parser.add_argument("--links", help="host link classes COUNTxUP/DOWN, e.g. 15x1/16mbit,15x4/32mbit "
                                         "(N is then their total; the server keeps --bw)")
 
@@ -174,6 +175,8 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         if args.peers and peers != [total]:
             raise ValueError(f"--links names {total} hosts: --peers must be {total} or left out")
         peers = [total]
+    if environment == "local" and getattr(args, "client", "ours") == "transmission":
+        raise ValueError("--client transmission needs Mininet: Transmission ignores peers on 127.0.0.0/8")
     if environment == "local" and (delay or args.loss):
         # Refused before anything is made (the seed, the results folder).
         raise ValueError("--delay and --loss need Mininet (netem); --local emulates only link rates")

@@ -5,8 +5,8 @@ on stdout when the download is done (then it keeps seeding unless
 stops it. Run with Debian's python3 on the host itself (a Mininet host's
 namespace, or loopback):
 
-    other_client.py libtorrent|aria2 seed|download TORRENT --dir D --ip IP --port P
-                    [--up BYTES_PER_S] [--down BYTES_PER_S] [--leave] [--local]
+    other_client.py libtorrent|aria2|transmission seed|download TORRENT --dir D --ip IP --port P
+                    [--up BYTES_PER_S] [--down BYTES_PER_S] [--size BYTES] [--leave] [--local]
 
 libtorrent (python3-libtorrent) at its defaults except: no DHT, local peer
 discovery, UPnP or NAT-PMP (the tracker is the only source of peers, as for
@@ -19,10 +19,19 @@ aria2c at its defaults except: no DHT (it would also open UDP trackers) and
 no local peer discovery; `--seed-ratio=0.0` so that it seeds until stopped
 (its default stops at ratio 1.0); no file preallocation (faster start, same
 transfer); its JSON-RPC on loopback, which this wrapper polls for progress.
+
+Transmission (transmission-cli 3.00) at its defaults except: no DHT, local
+peer discovery, peer exchange or port mapping (the tracker is the only
+source of peers); no uTP; its settings in a folder of its own beside D.
+Mininet only: it ignores peers on 127.0.0.0/8, so on one machine it would
+meet nobody. Its status line, read every 200 ms, says when the download is
+complete, and its share ratio (two decimals) gives what it uploaded: the
+ratio times the file's size, so `uploaded` is known to 1% of the file.
 """
 
 import argparse
 import json
+import re
 import signal
 import sys
 import time
@@ -134,9 +143,76 @@ def run_aria2(args) -> int:
     return 0
 
 
+TRANSMISSION_STATUS = re.compile(r"^(Progress: [0-9.]+%|Seeding).*\[([0-9.]+|None|Inf)\]\s*$")
+
+
+def _transmission_uploaded(ratio: str, size: int) -> int:
+    """What Transmission uploaded, from its ratio (uploaded over what it
+    downloaded, or over what it has when it downloaded nothing)."""
+    try:
+        return round(float(ratio) * size)
+    except ValueError:
+        return 0
+
+
+def run_transmission(args) -> int:
+    import os
+    import subprocess
+
+    if args.local:
+        raise SystemExit("transmission: Mininet only (it ignores peers on 127.0.0.0/8)")
+    size = args.size
+    config = args.dir.rstrip("/") + ".transmission"
+    os.makedirs(config, exist_ok=True)
+    os.makedirs(args.dir, exist_ok=True)
+    settings = {"dht-enabled": False, "lpd-enabled": False, "pex-enabled": False, "utp-enabled": False,
+                "port-forwarding-enabled": False, "rpc-enabled": False, "peer-port": args.port,
+                "speed-limit-up-enabled": bool(args.up), "speed-limit-up": max(1, args.up // 1000),
+                "speed-limit-down-enabled": bool(args.down), "speed-limit-down": max(1, args.down // 1000)}
+    with open(os.path.join(config, "settings.json"), "w") as out:
+        json.dump(settings, out)
+    argv = ["transmission-cli", "-g", config, "-w", args.dir, "-p", str(args.port), "-M", args.torrent]
+    started = time.monotonic()
+    tr = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.set_blocking(tr.stdout.fileno(), False)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    done = args.role == "seed"
+    uploaded = 0
+    pending = b""
+    while not stop and tr.poll() is None:
+        chunk = tr.stdout.read() or b""
+        pending += chunk
+        *lines, pending = re.split(rb"[\r\n]", pending)
+        for raw in lines:
+            match = TRANSMISSION_STATUS.match(raw.decode("utf-8", "replace").strip())
+            if not match:
+                continue
+            uploaded = _transmission_uploaded(match.group(2), size)
+            if not done and match.group(1) == "Seeding":
+                done = True
+                line(event="complete", seconds=time.monotonic() - started, bytes=size, size=size, uploaded=uploaded)
+        if done and args.leave and args.role == "download":
+            break
+        time.sleep(POLL)
+    if tr.poll() is None:
+        tr.send_signal(signal.SIGINT)  # how transmission-cli stops cleanly
+        try:
+            tr.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            tr.kill()
+            tr.wait()
+    line(event="stopped", uploaded=uploaded, seconds=time.monotonic() - started)
+    return 0
+
+
+RUNNERS = {"libtorrent": run_libtorrent, "aria2": run_aria2, "transmission": run_transmission}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("client", choices=["libtorrent", "aria2"])
+    parser.add_argument("client", choices=list(RUNNERS))
     parser.add_argument("role", choices=["seed", "download"])
     parser.add_argument("torrent")
     parser.add_argument("--dir", required=True, help="the data (seed) or where to download it")
@@ -144,10 +220,12 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--up", type=int, default=0, help="upload limit, bytes/s (0: none)")
     parser.add_argument("--down", type=int, default=0, help="download limit, bytes/s (0: none)")
+    parser.add_argument("--size", type=int, default=0, help="the file's size in bytes (transmission: its uploaded "
+                                                               "bytes come from its ratio)")
     parser.add_argument("--leave", action="store_true", help="exit once the download is complete")
     parser.add_argument("--local", action="store_true", help="every host on 127.0.0.1 (see the module docs)")
     args = parser.parse_args(argv)
-    return run_libtorrent(args) if args.client == "libtorrent" else run_aria2(args)
+    return RUNNERS[args.client](args)
 
 
 if __name__ == "__main__":

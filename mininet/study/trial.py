@@ -225,7 +225,8 @@ OTHER_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "other_c
 def _other_client(cfg, env, role: str, torrent: str, folder: str, host, port: int, up: float, down) -> List[str]:
     """`other_client.py` for `cfg.client` on `host`: on one machine with its
     link's rates as the client's own limits (bytes/s), in Mininet none."""
-    argv = [sys.executable, OTHER_CLIENT, cfg.client, role, torrent, "--dir", folder, "--ip", host.ip, "--port", str(port)]
+    argv = [sys.executable, OTHER_CLIENT, cfg.client, role, torrent, "--dir", folder, "--ip", host.ip, "--port", str(port),
+            "--size", str(cfg.size)]
     if env.name == "local":
         argv += ["--local", "--up", str(int(up * 1e6 / 8))] + (["--down", str(int(down * 1e6 / 8))] if down else [])
     if role == "download" and cfg.leave_on_complete:

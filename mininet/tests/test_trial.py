@@ -216,3 +216,20 @@ class OtherClient(unittest.TestCase):
         self.assertNotIn("--up", argv)
         self.assertNotIn("--local", argv)
         self.assertEqual(argv[argv.index("--port") + 1], "6881")
+        self.assertEqual(argv[argv.index("--size") + 1], str(1 << 20))
+
+    def test_transmission_is_refused_on_one_machine(self):
+        with self.assertRaisesRegex(ValueError, "Mininet"):
+            configure("--local", "--client", "transmission")
+        self.assertEqual(configure("--client", "transmission").client, "transmission")
+
+    def test_transmission_status_lines_give_completion_and_uploaded_bytes(self):
+        from study import other_client
+        status = other_client.TRANSMISSION_STATUS
+        downloading = status.match("Progress: 45.2%, dl from 3 of 5 peers (1.2 MB/s), ul to 2 (500 kB/s) [0.45]")
+        self.assertEqual(downloading.groups(), ("Progress: 45.2%", "0.45"))
+        seeding = status.match("Seeding, uploading to 1 of 2 peer(s), 1.2 MB/s [1.05]")
+        self.assertEqual(seeding.groups(), ("Seeding", "1.05"))
+        self.assertIsNone(status.match("Verifying local files (12.00%, 12.00% valid)"))
+        self.assertEqual(other_client._transmission_uploaded("1.05", 1000), 1050)
+        self.assertEqual(other_client._transmission_uploaded("None", 1000), 0)
