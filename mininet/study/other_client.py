@@ -22,7 +22,7 @@ transfer); its JSON-RPC on loopback, which this wrapper polls for progress.
 
 Transmission (transmission-cli 3.00) at its defaults except: no DHT, local
 peer discovery, peer exchange or port mapping (the tracker is the only
-source of peers); no uTP; its settings in a folder of its own beside D.
+source of peers); no uTP; its settings in a fresh temporary folder each run.
 Mininet only: it ignores peers on 127.0.0.0/8, so on one machine it would
 meet nobody. Its status line, read every 200 ms, says when the download is
 complete, and its share ratio (two decimals) gives what it uploaded: the
@@ -161,9 +161,13 @@ def run_transmission(args) -> int:
 
     if args.local:
         raise SystemExit("transmission: Mininet only (it ignores peers on 127.0.0.0/8)")
+    import shutil
+    import tempfile
+
     size = args.size
-    config = args.dir.rstrip("/") + ".transmission"
-    os.makedirs(config, exist_ok=True)
+    # A fresh settings folder each run: Transmission keeps a torrent's
+    # uploaded total in it, and the ratio read below must count this run only.
+    config = tempfile.mkdtemp(prefix="study-transmission-")
     os.makedirs(args.dir, exist_ok=True)
     settings = {"dht-enabled": False, "lpd-enabled": False, "pex-enabled": False, "utp-enabled": False,
                 "port-forwarding-enabled": False, "rpc-enabled": False, "peer-port": args.port,
@@ -203,6 +207,7 @@ def run_transmission(args) -> int:
         except subprocess.TimeoutExpired:
             tr.kill()
             tr.wait()
+    shutil.rmtree(config, ignore_errors=True)
     line(event="stopped", uploaded=uploaded, seconds=time.monotonic() - started)
     return 0
 
