@@ -188,6 +188,11 @@ sent = next((l["uploaded"] for l in seeder if l.get("event") == "stopped"), 0)
 print(("ok  " if sent >= 0.99 * (4 << 20) else "FAIL") + f" --client transmission: its seeder sent {sent} bytes")
 PY
 
+# Mininet Cluster Edition's pieces (issue 18): a second server in a namespace with its own sshd, a bridge
+# on each server, a VXLAN link between them; every pair pings, peer fetch crosses at the link rate, and
+# nothing is left afterwards (smoke.py prints its own ok/FAIL lines).
+tally "cluster smoke: two servers on one machine" $sudo $py mininet/cluster/smoke.py --bin "$bin"
+
 # ./run.sh itself (the README's main job), small, with every peer option the study passes on:
 # the peer must accept each, and the results must record them.
 start=$(date +%s)
