@@ -242,6 +242,30 @@ fn announce_peer_needs_a_fresh_token_from_the_same_address() {
         panic!("a reply")
     };
     assert_eq!(reply.values, vec![SocketAddr::new(me.ip(), 7000)]);
+    // With `implied_port`, the port is the datagram's source port.
+    let implied = Query::AnnouncePeer {
+        info_hash: hash,
+        port: 0,
+        implied_port: true,
+        token: fresh.clone(),
+    };
+    assert!(matches!(
+        query_from(&mut node, me, implied, later).unwrap().body,
+        Body::Reply(_)
+    ));
+    let Some(Message {
+        body: Body::Reply(reply),
+        ..
+    }) = query_from(
+        &mut node,
+        addr(4),
+        Query::GetPeers { info_hash: hash },
+        later,
+    )
+    else {
+        panic!("a reply")
+    };
+    assert!(reply.values.contains(&me), "{:?}", reply.values);
 }
 
 #[test]
