@@ -275,6 +275,10 @@ impl<R: Rng> Node<R> {
             }
             return;
         };
+        // We are not a node to ask: others may list us among their closest.
+        let own = self.id();
+        let mut reply = reply;
+        reply.nodes.retain(|n| n.id != own);
         if let (Some(id), false) = (id, read_only) {
             if let Seen::PingFirst(questionable) =
                 self.table.replied(NodeInfo { id, addr: from }, now)

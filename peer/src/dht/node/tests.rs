@@ -442,3 +442,33 @@ fn a_reply_with_thousands_of_peers_is_dropped_and_its_sender_fails() {
     node.tick(now + QUERY_TIMEOUT);
     assert_eq!(node.counters().timeouts, 1, "the query failed");
 }
+
+#[test]
+fn a_reply_that_lists_us_does_not_make_us_ask_ourselves() {
+    let (mut node, now) = lone_node();
+    node.add_bootstrap(addr(9));
+    node.tick(now);
+    let (_, datagram) = node.poll_transmit().unwrap();
+    let asked = Message::decode(&datagram).unwrap();
+    let us = NodeInfo {
+        id: node.id(),
+        addr: addr(1),
+    };
+    let reply = message(
+        asked.transaction,
+        NodeId([7; 20]),
+        Body::Reply(Reply {
+            nodes: vec![us],
+            ..Reply::default()
+        }),
+    );
+    node.handle(addr(9), &reply.encode(), now);
+    let sent: Vec<SocketAddr> = std::iter::from_fn(|| node.poll_transmit())
+        .map(|(to, _)| to)
+        .collect();
+    assert!(!sent.contains(&addr(1)), "asked ourselves: {sent:?}");
+    assert!(
+        sent.contains(&addr(9)),
+        "the lookup goes on with the bootstrap node: {sent:?}"
+    );
+}
