@@ -12,6 +12,8 @@ In Mininet (default, needs root and Debian's python3):
     sudo /usr/bin/python3 mininet/experiment.py --preset quick --out /tmp/q
 On one machine, no root, links emulated by peer's rate limits:
     /usr/bin/python3 mininet/experiment.py --local --preset quick --out /tmp/q
+Over several servers (Mininet Cluster Edition; README: several machines):
+    sudo /usr/bin/python3 mininet/experiment.py --cluster localhost,lab2 --preset quick --out /tmp/q
 """
 
 import argparse
@@ -50,6 +52,10 @@ def parse_args(argv):
     parser.add_argument("--local", action="store_true", help="every host a process on loopback, no root, no Mininet")
     parser.add_argument("--out", help="results folder (created)")
     config.add_arguments(parser)
+    parser.add_argument("--ssh-config", help="--cluster: the ssh configuration that reaches the other servers "
+                                             "(ssh -F; default: ssh's own)")
+    parser.add_argument("--trunk-link", choices=["auto", "gre", "vxlan", "ssh"], default="auto",
+                        help="--cluster: the link between servers (default auto: GRE, else VXLAN, else SSH)")
     parser.add_argument("--cpu", type=float, help="Mininet: CPU share per host (CPULimitedHost), e.g. 0.15")
     parser.add_argument("--switch", choices=["auto", "ovs", "lxbr"], default="auto",
                         help="Mininet switch: Open vSwitch if running, else the Linux bridge (default auto)")
@@ -86,6 +92,8 @@ def configure(args) -> config.Config:
                          "are for our peer; another --client runs at its defaults")
     if cfg.client != "ours":
         cfg.super_seed = False  # the other client's seeder, at its defaults
+    if cfg.cluster and (cfg.cpu or cfg.switch == "ovs"):
+        raise ValueError("--cluster runs Linux bridges and plain hosts: no --cpu or --switch ovs")
     return cfg
 
 
@@ -140,7 +148,7 @@ def snapshot_binaries(paths, folder: str, machine: dict) -> list:
 def title_lines(cfg, notes, machine) -> list:
     size_bits = cfg.file_bits
     lines = [
-        f"- setting: **{'one machine (loopback, rate limits)' if cfg.environment == 'local' else 'Mininet'}**;"
+        f"- setting: **{setting_name(cfg.to_json())}**;"
         f" file F = {config.format_size(cfg.size)} ({size_bits / 1e6:.1f} Mbit); N in {', '.join(map(str, cfg.peers))};"
         f" {cfg.runs} run{'s' if cfg.runs > 1 else ''} each",
         (f"- every link u_s = d = u_i = {cfg.bw:g} Mbit/s" if not cfg.links
@@ -173,6 +181,14 @@ def title_lines(cfg, notes, machine) -> list:
     return lines
 
 
+def setting_name(cfg_json: dict) -> str:
+    if cfg_json["environment"] == "local":
+        return "one machine (loopback, rate limits)"
+    if cfg_json.get("cluster"):
+        return f"Mininet Cluster Edition, {len(cfg_json['cluster'])} servers ({', '.join(cfg_json['cluster'])})"
+    return "Mininet"
+
+
 def write_report(out: str, cfg_json: dict, machine: dict, notes, host_rows, run_rows, lines) -> list:
     file_bits = cfg_json["size"] * 8.0
     rate_bits = cfg_json["bw"] * 1e6
@@ -190,7 +206,7 @@ def draw(out: str, cfg_json: dict, records) -> None:
     if why_not:
         print(f"note: {why_not}", file=sys.stderr)
         return
-    where = "Mininet" if cfg_json["environment"] == "mininet" else "one machine, rate limits"
+    where = setting_name(cfg_json) if cfg_json["environment"] == "mininet" else "one machine, rate limits"
     knobs = [f"--{k.replace('_', '-')} {cfg_json.get(k)}" for k in ("unchoke_slots", "seeder_unchoke_slots", "max_peers", "piece_length")
              if cfg_json.get(k) not in (None, "auto")]
     if "p2p" in cfg_json["modes"]:
@@ -270,6 +286,16 @@ def main(argv=None) -> int:
             from study.local import LocalEnvironment
 
             env = LocalEnvironment(cfg, max(cfg.peers))
+        elif cfg.cluster:
+            import mininet.log
+            import mininet.net
+            from study import cluster
+
+            mininet.log.setLogLevel("warning")
+            env = cluster.ClusterEnvironment(cfg, max(cfg.peers), files, out, args.ssh_config, args.trunk_link)
+            machine["mininet"] = mininet.net.VERSION
+            machine["switch"] = "lxbr on every server"
+            machine["trunk"] = env.trunk
         else:
             from study import net
 

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from . import arrivals as arrival_schedules
 from . import links as link_classes
+from . import placement as cluster_placement
 
 MODES = ("cs", "p2p")
 # Peer-to-peer clients: ours, or one that other_client.py runs.
@@ -103,6 +104,9 @@ class Config:
     leave_on_complete: bool = False  # a host stops (no --seed) once it has the file
     client: str = "ours"  # the peer-to-peer client of every host: ours or another (other_client.py)
     preset: Optional[str] = None
+    cluster: Optional[List[str]] = None  # Mininet Cluster Edition: the servers, this machine first
+    seeder_server: Optional[str] = None  # where h0 runs (default: the first server)
+    trunk_bw: Optional[float] = None  # Mbit/s of each trunk between servers (None: unshaped)
 
     @property
     def file_bits(self) -> float:
@@ -126,9 +130,16 @@ class Config:
         """When h1..hN start, seconds after h1 (--arrivals)."""
         return arrival_schedules.offsets(arrival_schedules.parse(self.arrivals), n, self.arrival_seed)
 
+    def placement(self, n: int) -> Optional[List[str]]:
+        """With --cluster, the server of each of h1..hN (placement.py)."""
+        if not self.cluster:
+            return None
+        return cluster_placement.place(self.cluster, self.seeder_server or self.cluster[0], n)
+
     def bound(self, mode: str, n: int) -> float:
-        """The fluid bound of `mode` at N, with each host's own rates and start."""
-        return link_classes.bound(mode, n, self.file_bits, self.bw, self.hosts(n), self.offsets(n))
+        """The fluid bound of `mode` at N, with each host's own rates and start
+        (and, with --cluster and --trunk-bw, the trunks' own bound)."""
+        return link_classes.bound_of(self.to_json())(mode, n)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -152,6 +163,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client", choices=list(CLIENTS), default="ours",
                         help="peer-to-peer: every host (seeder and leechers) runs this client (default ours; "
                              "transmission in Mininet only)")
+    parser.add_argument("--cluster", metavar="localhost,SERVER[,...]",
+                        help="Mininet Cluster Edition: spread the hosts over these servers (this machine first), "
+                             "reached by ssh (README: several machines)")
+    parser.add_argument("--seeder-server", help="--cluster: the server of h0, the seeder (default: the first)")
+    parser.add_argument("--trunk-bw", type=float,
+                        help="--cluster: shape each trunk between servers to this many Mbit/s and count it in the "
+                             "bound (default: unshaped)")
     parser.add_argument("--links", help="host link classes COUNTxUP/DOWN, e.g. 15x1/16mbit,15x4/32mbit "
                                         "(N is then their total; the server keeps --bw)")
 
@@ -177,6 +195,18 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         peers = [total]
     if environment == "local" and getattr(args, "client", "ours") == "transmission":
         raise ValueError("--client transmission needs Mininet: Transmission ignores peers on 127.0.0.0/8")
+    cluster = getattr(args, "cluster", None)
+    servers = cluster_placement.parse_servers(cluster) if cluster else None
+    seeder_server = getattr(args, "seeder_server", None)
+    trunk_bw = getattr(args, "trunk_bw", None)
+    if (seeder_server or trunk_bw is not None) and not servers:
+        raise ValueError("--seeder-server and --trunk-bw are for --cluster")
+    if servers and environment == "local":
+        raise ValueError("--cluster runs Mininet on every server; it cannot be --local")
+    if servers and seeder_server and seeder_server not in servers:
+        raise ValueError(f"--seeder-server {seeder_server} is not one of --cluster's servers")
+    if trunk_bw is not None and not 0 < trunk_bw <= 10_000:
+        raise ValueError("--trunk-bw must be in (0, 10000] Mbit/s")
     if environment == "local" and (delay or args.loss):
         # Refused before anything is made (the seed, the results folder).
         raise ValueError("--delay and --loss need Mininet (netem); --local emulates only link rates")
@@ -195,4 +225,7 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         arrival_seed=getattr(args, "arrival_seed", 1),
         leave_on_complete=getattr(args, "leave_on_complete", False),
         client=getattr(args, "client", "ours"),
+        cluster=servers,
+        seeder_server=(seeder_server or servers[0]) if servers else None,
+        trunk_bw=trunk_bw,
     )

@@ -24,12 +24,20 @@ def read_counters(path: str = "/proc/stat") -> Optional[Tuple[int, int]]:
     """(idle, total) jiffies over all CPUs since boot; None if unreadable."""
     try:
         with open(path) as stat:
-            fields = stat.readline().split()
+            return parse_counters(stat.readline())
     except OSError:
         return None
+
+
+def parse_counters(line: str) -> Optional[Tuple[int, int]]:
+    """(idle, total) from /proc/stat's first line; None if it is not that line."""
+    fields = line.split()
     if not fields or fields[0] != "cpu":
         return None
-    values = [int(v) for v in fields[1:]]
+    try:
+        values = [int(v) for v in fields[1:]]
+    except ValueError:
+        return None
     # user nice system idle iowait irq softirq steal (guest time is already
     # counted in user and nice, so it is left out of the total)
     values = values[:8]
@@ -60,6 +68,21 @@ def summarize(shares: List[float], threshold: float = THRESHOLD) -> dict:
         "cpu_seconds_below": below,
         "cpu_seconds": len(shares),
         "fidelity_met": (below == 0) if shares else None,
+    }
+
+
+def combine(summaries: List[dict]) -> dict:
+    """One record for a trial sampled on several servers (a cluster study):
+    the lowest second of any, the most seconds below of any, and met only
+    if every server met the criterion (None if none was sampled)."""
+    sampled = [s for s in summaries if s.get("cpu_idle_min") is not None]
+    if not sampled:
+        return summarize([])
+    return {
+        "cpu_idle_min": min(s["cpu_idle_min"] for s in sampled),
+        "cpu_seconds_below": max(s["cpu_seconds_below"] for s in sampled),
+        "cpu_seconds": max(s["cpu_seconds"] for s in sampled),
+        "fidelity_met": all(s["fidelity_met"] for s in sampled),
     }
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import re
 from typing import List, Optional
 
-from . import arrivals, bounds
+from . import arrivals, bounds, placement
 
 _CLASS = re.compile(r"^\s*(\d+)\s*x\s*([\d.]+)\s*([kmg]bit)?\s*/\s*([\d.]+)\s*([kmg]bit)?\s*$", re.IGNORECASE)
 _UNIT = {"kbit": 1e-3, "mbit": 1.0, "gbit": 1e3}
@@ -109,6 +109,11 @@ def bound_of(cfg: dict):
 
     def of(mode: str, n: int) -> float:
         starts = arrivals.offsets(schedule, n, cfg.get("arrival_seed", 1))
-        return bound(mode, n, file_bits, cfg["bw"], hosts(classes, n, cfg["bw"]), starts)
+        fluid = bound(mode, n, file_bits, cfg["bw"], hosts(classes, n, cfg["bw"]), starts)
+        if not cfg.get("cluster") or not cfg.get("trunk_bw"):
+            return fluid
+        seeder = cfg.get("seeder_server") or cfg["cluster"][0]
+        where = placement.place(cfg["cluster"], seeder, n)
+        return max(fluid, placement.trunk_bound(mode, file_bits, where, seeder, cfg["trunk_bw"]))
 
     return of

@@ -18,9 +18,10 @@ import urllib.request
 from typing import List, Optional
 
 from .links import rate_flag as link_rate_flag
+from .trial import LocalFiles
 
 
-class LocalHost:
+class LocalHost(LocalFiles):
     def __init__(self, name: str):
         self.name = name
         self.ip = "127.0.0.1"
@@ -83,6 +84,7 @@ class LocalEnvironment:
     """h0 (the server) and h1..hN, all processes on loopback."""
 
     name = "local"
+    remote = None  # every host is on this machine
 
     def __init__(self, cfg, max_n: int):
         if cfg.delay or cfg.loss:

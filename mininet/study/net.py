@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from typing import Dict, List, Optional, Tuple
 
+from .trial import LocalFiles
+
 
 def _run(argv: List[str], timeout: float = 10.0) -> Tuple[int, str]:
     try:
@@ -173,7 +175,7 @@ def check_links(net, n: int, bw: float, hosts=None) -> List[str]:
     return problems
 
 
-class MininetHost:
+class MininetHost(LocalFiles):
     def __init__(self, node):
         self.node = node
         self.name = node.name
@@ -206,6 +208,7 @@ class MininetEnvironment:
     """Builds the star for the largest N once; smaller N use h1..hN of it."""
 
     name = "mininet"
+    remote = None  # every host is on this machine
 
     def __init__(self, cfg, max_n: int, features: Dict[str, Tuple[bool, str]]):
         self.notes = []

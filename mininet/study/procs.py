@@ -1,9 +1,10 @@
 """The processes a study starts: spawning them on a host, reading their JSON
-lines, and stopping them, always by PID and only the ones started here."""
+lines, and stopping them, always by PID and only the ones started here
+(`popen.terminate()`/`kill()`: a subprocess.Popen here, or a
+remote.RemoteProcess that signals its PID on its own server)."""
 
 import json
 import os
-import signal
 import time
 from typing import Callable, List, Optional
 
@@ -17,7 +18,17 @@ class Proc:
         self.pid = popen.pid
         self.out_path = out_path
         self.err_path = err_path
-        self.started = started  # time.monotonic() just before it was spawned
+        self.spawned = started  # time.monotonic() just before it was spawned
+        self._started = None
+
+    @property
+    def started(self) -> float:
+        """When it began (time.monotonic()): when it was spawned, or, for a
+        process another server starts later (remote.RemoteProcess), when that was."""
+        if self._started is None:
+            began = getattr(self.popen, "started_at", None)
+            self._started = (began() if began else None) or self.spawned
+        return self._started
 
     def json_lines(self) -> List[dict]:
         """Every complete stdout line that is a JSON object."""
@@ -60,7 +71,7 @@ class Proc:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL; returns the exit code."""
         if self.alive():
             try:
-                os.kill(self.pid, signal.SIGTERM)
+                self.popen.terminate()  # a RemoteProcess signals the process on its server
             except ProcessLookupError:
                 pass
             try:
@@ -72,7 +83,7 @@ class Proc:
     def kill(self) -> None:
         if self.alive():
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                self.popen.kill()
             except ProcessLookupError:
                 pass
             try:

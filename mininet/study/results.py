@@ -18,6 +18,7 @@ from . import bounds
 HOST_COLUMNS = [
     "environment", "mode", "n", "run", "host", "completed", "seconds", "own_seconds", "start_offset",
     "bytes", "verified", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "error", "link",
+    "server",
 ]
 RUN_COLUMNS = [
     "environment", "mode", "n", "run", "overall_seconds", "bound_seconds", "ratio", "server_bytes",
@@ -38,7 +39,7 @@ def host_rows(environment: str, trial) -> List[dict]:
             "completed": h.completed, "seconds": h.seconds, "own_seconds": h.own_seconds,
             "start_offset": h.start_offset, "bytes": h.bytes, "verified": h.verified, "peers": h.peers,
             "uploaded": h.uploaded, "downloaded": h.downloaded, "hash_failures": h.hash_failures, "exit_code": h.exit_code, "error": h.error,
-            "link": h.link,
+            "link": h.link, "server": h.server,
         })
     return rows
 
@@ -191,7 +192,8 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float, o
     runs = sorted({r["run"] for r in rows})
     hosts = sorted({r["host"] for r in rows}, key=lambda h: (len(h), h))
     received = any(r.get("downloaded") is not None for r in rows)
-    header = ["host"] + [f"run {k} (s)" for k in runs] + ["average (s)", "average speed (Mbit/s)"]
+    where = {r["host"]: r["server"] for r in rows if r.get("server")}
+    header = ["host"] + (["server"] if where else []) + [f"run {k} (s)" for k in runs] + ["average (s)", "average speed (Mbit/s)"]
     if received:
         header.append("received (× F)")
     body = []
@@ -204,7 +206,7 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float, o
             if ok:
                 times.append(row[key])
         average = sum(times) / len(times) if times else None
-        body.append([host] + cells + [_f(average), _f(file_bits / average / 1e6, 1) if average else "—"])
+        body.append([host] + ([where.get(host, "")] if where else []) + cells + [_f(average), _f(file_bits / average / 1e6, 1) if average else "—"])
         if received:
             got = [r["downloaded"] for r in rows if r["host"] == host and r.get("downloaded") is not None]
             body[-1].append(_f(sum(got) / len(got) / (file_bits / 8)) if got else "—")
@@ -215,7 +217,7 @@ def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float, o
         overall.append(_f(max(done)) if whole else "—")
     finished = [float(c) for c in overall if c != "—"]
     mean = sum(finished) / len(finished) if finished else None
-    body.append(["**overall (last host)**"] + overall + [_f(mean), _f(file_bits / mean / 1e6, 1) if mean else "—"])
+    body.append(["**overall (last host)**"] + ([""] if where else []) + overall + [_f(mean), _f(file_bits / mean / 1e6, 1) if mean else "—"])
     if received:
         body[-1].append("")
     return _table(header, body)

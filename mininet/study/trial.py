@@ -1,9 +1,14 @@
 """One trial: one mode, N downloaders, one repetition, on any set of hosts.
 
-A host is anything with `name`, `ip`, `popen(argv, stdout=, stderr=, env=)`
-and `http_get(url, timeout)`: a process on loopback (`local`) or a Mininet
-host (`net`). The link rates are either real (Mininet's tc) or emulated by
-the flags `limits` adds to every command line (`local`).
+A host is anything with `name`, `ip`, `popen(argv, stdout=, stderr=, env=)`,
+`http_get(url, timeout)`, `path(local_path)` (where that file is for the
+host) and `sha1(path)`: a process on loopback (`local`), a Mininet host
+(`net`) or a Mininet host on another server (`cluster`). The link rates are
+either real (Mininet's tc) or emulated by the flags `limits` adds to every
+command line (`local`). An environment whose hosts live on other servers
+has `remote` (cluster.RemoteFiles): the trial's folders are made there, the
+torrent copied there, the logs fetched back and the copies removed; other
+environments have `remote = None`.
 
 client-server: h0 runs `peer serve`; h1..hN run `peer fetch` at once.
 peer-to-peer:  h0 runs `tracker` and `peer seed`; h1..hN run
@@ -56,6 +61,7 @@ class HostResult:
     exit_code: Optional[int] = None
     error: str = ""
     link: str = ""  # its link class (upload/download), with --links
+    server: str = ""  # with --cluster, the server it ran on
 
 
 @dataclasses.dataclass
@@ -98,6 +104,17 @@ def sha1_of(path: str) -> str:
                 break
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class LocalFiles:
+    """For hosts that see this machine's files as they are (on loopback, or
+    Mininet hosts on this machine)."""
+
+    def path(self, local_path: str) -> str:
+        return local_path
+
+    def sha1(self, path: str) -> Optional[str]:
+        return sha1_of(path) if os.path.isfile(path) else None
 
 
 def seed_name(size: int) -> str:
@@ -144,9 +161,12 @@ def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Reg
     if cfg.log_level:
         env_vars["RUST_LOG"] = cfg.log_level
     started_here = len(registry.procs)
-    sampler = fidelity.Sampler().start()
+    remote = env.remote
+    samplers = [fidelity.Sampler().start()] + (remote.cpu_samplers() if remote else [])
     try:
         try:
+            if remote:
+                remote.make_folders([scratch, log_dir])
             if mode == "cs":
                 result = _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout)
             else:
@@ -157,12 +177,18 @@ def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Reg
             for proc in list(registry.procs[started_here:]):
                 registry.stop(proc, grace=5.0)
             shutil.rmtree(scratch, ignore_errors=True)
+            if remote:
+                remote.collect(log_dir)
+                remote.remove(scratch)
     finally:
-        cpu = sampler.stop()
+        cpu = fidelity.combine([sampler.stop() for sampler in samplers])
     result.cpu = cpu
     if cfg.links:
         for host, cls in zip(result.hosts, cfg.hosts(n)):
             host.link = cls.label
+    servers = {h.name: getattr(h, "server_name", "") for h in env.clients[:n]}
+    for host in result.hosts:
+        host.server = servers.get(host.host, "")
     return result
 
 
@@ -174,7 +200,9 @@ def completions(started, line_of, extra=()) -> List[HostResult]:
     later than the first it was started. `extra` names JSON keys copied as
     they are (peer-to-peer: peers, uploaded, hash_failures).
     """
-    t0 = started[0][1].started
+    # The earliest start: a process on another server may begin after one
+    # spawned later here (ssh takes a moment to start it).
+    t0 = min(proc.started for _, proc in started)
     results = []
     for host, proc in started:
         line = line_of(proc)
@@ -188,11 +216,12 @@ def completions(started, line_of, extra=()) -> List[HostResult]:
     return results
 
 
-def _check_copies(results: List[HostResult], scratch: str, files: Files) -> None:
-    for result in results:
-        copy = os.path.join(scratch, result.host, files.seed_name)
-        if result.completed and os.path.isfile(copy):
-            result.verified = sha1_of(copy) == files.seed_sha1
+def _check_copies(results: List[HostResult], hosts, scratch: str, files: Files) -> None:
+    """Each completed host's copy against the seed's SHA-1, on its own server."""
+    for result, host in zip(results, hosts):
+        digest = host.sha1(host.path(os.path.join(scratch, host.name, files.seed_name))) if result.completed else None
+        if digest is not None:
+            result.verified = digest == files.seed_sha1
             if not result.verified:
                 result.error = result.error or "SHA-1 differs from the seed"
         elif result.completed:
@@ -225,8 +254,8 @@ OTHER_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "other_c
 def _other_client(cfg, env, role: str, torrent: str, folder: str, host, port: int, up: float, down) -> List[str]:
     """`other_client.py` for `cfg.client` on `host`: on one machine with its
     link's rates as the client's own limits (bytes/s), in Mininet none."""
-    argv = [sys.executable, OTHER_CLIENT, cfg.client, role, torrent, "--dir", folder, "--ip", host.ip, "--port", str(port),
-            "--size", str(cfg.size)]
+    argv = [sys.executable, host.path(OTHER_CLIENT), cfg.client, role, host.path(torrent), "--dir", host.path(folder),
+            "--ip", host.ip, "--port", str(port), "--size", str(cfg.size)]
     if env.name == "local":
         argv += ["--local", "--up", str(int(up * 1e6 / 8))] + (["--down", str(int(down * 1e6 / 8))] if down else [])
     if role == "download" and cfg.leave_on_complete:
@@ -246,9 +275,9 @@ def _on_schedule(hosts, offsets: List[float]):
         yield host, at
 
 
-def _events(cfg, log_dir: str, name: str) -> List[str]:
+def _events(cfg, host, log_dir: str, name: str) -> List[str]:
     """`--events` into the trial's log folder, when the study draws pieces."""
-    return ["--events", os.path.join(log_dir, f"{name}.events.jsonl")] if cfg.events else []
+    return ["--events", host.path(os.path.join(log_dir, f"{name}.events.jsonl"))] if cfg.events else []
 
 
 def _create_argv(cfg, files: Files, announce: str, torrent: str) -> List[str]:
@@ -263,26 +292,28 @@ def _create_argv(cfg, files: Files, announce: str, torrent: str) -> List[str]:
 def _client_server(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout) -> TrialResult:
     server = env.server
     serve = registry.spawn(
-        server, "server", [files.peer, "serve", files.seed_dir, "--port", "0", "--bind", server.ip] + env.limits.serve(),
+        server, "server",
+        [server.path(files.peer), "serve", server.path(files.seed_dir), "--port", "0", "--bind", server.ip] + env.limits.serve(),
         log_dir, env_vars,
     )
     port = _port(_listening(serve, "peer serve"))
     url = f"http://{server.ip}:{port}/{files.seed_name}"
     fetches = []
     for host, at in _on_schedule(env.clients[:n], cfg.offsets(n)):
-        argv = [files.peer, "fetch", url, "--output", os.path.join(scratch, host.name)] + env.limits.fetch(host)
+        argv = [host.path(files.peer), "fetch", url, "--output", host.path(os.path.join(scratch, host.name))]
+        argv += env.limits.fetch(host)
         fetches.append((host, registry.spawn(host, host.name, argv, log_dir, env_vars)))
     wait_for(lambda: not any(p.alive() for _, p in fetches), timeout, interval=0.1)
     results = completions(fetches, lambda proc: proc.find(lambda l: "seconds" in l and "bytes" in l))
     registry.stop(serve, grace=15.0)
     summary = serve.find(lambda l: "bytes_sent" in l)
-    _check_copies(results, scratch, files)
+    _check_copies(results, [h for h, _ in fetches], scratch, files)
     return TrialResult("cs", n, run, results, summary["bytes_sent"] if summary else None, bound)
 
 
 def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars, bound, timeout) -> TrialResult:
     server = env.server
-    tracker = registry.spawn(server, "tracker", [files.tracker, "--listen", f"{server.ip}:0", "--interval", "30"], log_dir, env_vars)
+    tracker = registry.spawn(server, "tracker", [server.path(files.tracker), "--listen", f"{server.ip}:0", "--interval", "30"], log_dir, env_vars)
     tracker_port = _port(_listening(tracker, "tracker"))
     announce = f"http://{server.ip}:{tracker_port}/announce"
     torrent = os.path.join(scratch, "study.torrent")
@@ -290,10 +321,12 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
     if made.returncode != 0:
         raise TrialError(f"peer create failed: {made.stderr.strip()}")
     info_hash = json.loads(made.stdout.strip().splitlines()[-1])["info_hash"]
+    if env.remote:
+        env.remote.share(torrent)
     knobs, seeder_knobs = _knobs(cfg, seeder=False), _knobs(cfg, seeder=True)
     if cfg.client == "ours":
-        seed_argv = [files.peer, "seed", torrent, "--data", files.seed_dir, "--port", "0"] + env.limits.seed() + seeder_knobs
-        seed_argv += _events(cfg, log_dir, "seeder")
+        seed_argv = [server.path(files.peer), "seed", server.path(torrent), "--data", server.path(files.seed_dir), "--port", "0"]
+        seed_argv += env.limits.seed() + seeder_knobs + _events(cfg, server, log_dir, "seeder")
     else:
         seed_argv = _other_client(cfg, env, "seed", torrent, files.seed_dir, server, server.free_port(), cfg.bw, None)
     seeder = registry.spawn(server, "seeder", seed_argv, log_dir, env_vars)
@@ -324,9 +357,10 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         taken.add((host.ip, port))
         ports[host.name] = port
         if cfg.client == "ours":
-            argv = [files.peer, "download", torrent, "--output", os.path.join(scratch, host.name), "--port", str(port)]
+            argv = [host.path(files.peer), "download", host.path(torrent), "--output",
+                    host.path(os.path.join(scratch, host.name)), "--port", str(port)]
             argv += [] if cfg.leave_on_complete else ["--seed"]
-            argv += env.limits.download(host) + knobs + _events(cfg, log_dir, host.name)
+            argv += env.limits.download(host) + knobs + _events(cfg, host, log_dir, host.name)
         else:
             cls = links[host.name]
             argv = _other_client(cfg, env, "download", torrent, os.path.join(scratch, host.name), host, port, cls.up, cls.down)
@@ -350,5 +384,5 @@ def _peer_to_peer(env, cfg, files, n, run, registry, log_dir, scratch, env_vars,
         result.exit_code = registry.stop(proc, grace=10.0)
     registry.stop(seeder, grace=15.0)
     stopped = seeder.find(lambda l: l.get("event") == "stopped")
-    _check_copies(results, scratch, files)
+    _check_copies(results, [h for h, _ in downloads], scratch, files)
     return TrialResult("p2p", n, run, results, stopped["uploaded"] if stopped else None, bound)
