@@ -102,6 +102,8 @@ def main() -> int:
         output, _ = first.communicate(timeout=900)
         print(output[-1500:])
         ok(first.returncode == 0, f"quick preset over two servers ({time.monotonic() - started:.0f} s)")
+        swept = [line for line in output.splitlines() if "killed by the sweep" in line]
+        ok(not swept, f"every process stopped by its PID, none left for the final sweep: {swept or 'none'}")
         problems = [f"{name}: {detail}" for name, good, detail in study_check.check(args.out) + study_check.claims(args.out)
                     if not good]
         ok(not problems, f"study.check --claims: every (mode, N) complete, every copy verified, the claims hold: "

@@ -96,6 +96,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 PermitTunnel yes
+MaxSessions 200
+MaxStartups 100:30:200
 StrictModes no
 AcceptEnv *
 Subsystem sftp internal-sftp

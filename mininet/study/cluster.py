@@ -25,6 +25,7 @@ import os
 import secrets
 import shlex
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -33,7 +34,7 @@ from mininet.link import TCIntf
 from mininet.nodelib import LinuxBridge
 from mininet.topo import Topo
 
-from . import links, net, placement, remote
+from . import net, placement, remote
 from .trial import OTHER_CLIENT
 
 # Never let cluster.py schedule `mn -c` on the servers.
@@ -353,7 +354,11 @@ class ClusterEnvironment:
                 self.notes.append(f"stopping the network: {error}")
         for server in self.servers:
             try:
-                server.sweep(self.work if server.local else None)
+                left = server.sweep(self.work if server.local else None)
+                if left:
+                    # Every process should have been stopped by its PID already.
+                    print(f"experiment.py: {len(left)} processes of this study were still running on {server.name} "
+                          f"and were killed by the sweep (PIDs {', '.join(map(str, left))})", file=sys.stderr)
                 names = self.created.get(server.name, [])
                 if names:
                     server.run("; ".join(f"ip link del {shlex.quote(n)} 2>/dev/null" for n in names) + "; true",

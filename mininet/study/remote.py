@@ -256,10 +256,12 @@ class RemoteProcess:
         deadline = time.monotonic() + timeout
         while self.marker is None:
             try:
+                # ssh may say something first (a refused multiplexed session).
                 with open(self.err_path, encoding="utf-8", errors="replace") as err:
-                    first = err.readline()
-                if first.startswith(REMOTE_PID) and first.endswith("\n"):
-                    pid, wall = first[len(REMOTE_PID):].split()
+                    head = err.read(8192).split("\n")[:-1]
+                line = next((l for l in head if l.startswith(REMOTE_PID)), None)
+                if line is not None:
+                    pid, wall = line[len(REMOTE_PID):].split()
                     self.marker = (int(pid), float(wall))
                     break
             except (OSError, TypeError, ValueError):

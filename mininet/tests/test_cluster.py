@@ -116,6 +116,22 @@ class Processes(unittest.TestCase):
             self.assertEqual(proc.wait(timeout=5), -15)
             self.assertEqual(proc.remote_pid(), pid)
 
+    def test_the_pid_line_is_found_after_what_ssh_said_first(self):
+        class Running:
+            pid = 4242
+
+            def poll(self):
+                return None
+
+        with tempfile.NamedTemporaryFile("w", suffix=".err") as err:
+            err.write("mux_client_request_session: session request failed: Session open refused by peer\n"
+                      "ControlSocket /tmp/x/master already exists, disabling multiplexing\n"
+                      f"{remote.REMOTE_PID}5787 1000.25\nINFO peer: listening\n")
+            err.flush()
+            proc = remote.RemoteProcess(remote.Server("localhost"), Running(), err.name, (50.0, 1000.0))
+            self.assertEqual(proc.remote_pid(timeout=0.1), 5787)
+            self.assertAlmostEqual(proc.started_at(), 50.25)
+
     def test_a_proc_is_timed_from_when_it_began_not_when_it_was_asked(self):
         class Began:
             pid = 1
