@@ -56,6 +56,11 @@ pub const MAX_QUEUED_REQUESTS: usize = 1024;
 /// blocks return to the pool when another peer chokes us or leaves, and no
 /// message of this peer's would wake us to ask for them.
 pub const REFILL_EVERY: Duration = Duration::from_millis(500);
+/// Our `have`s go to a peer at most this often, together: in a swarm of
+/// dozens every host completes pieces every few milliseconds, and sending
+/// each at once costs every peer one tiny packet (and a wake-up of every
+/// session) per piece, more packets than the data itself at low rates.
+pub const HAVE_BATCH: Duration = Duration::from_millis(200);
 /// Socket-side buffers: large reads and writes mean fewer system calls.
 pub const IO_BUFFER: usize = 256 * 1024;
 
@@ -201,6 +206,11 @@ impl Session {
         // Peer exchange: checked every few seconds, sent at most once a
         // minute (`pex`), the first time soon after the handshakes.
         let mut pex_tick = tokio::time::interval(PEX_INTERVAL / 12);
+        // The first `have` after a quiet spell goes at once; the ones that
+        // follow within HAVE_BATCH wait for the gate and go together.
+        let have_gate = sleep_until(Instant::now());
+        tokio::pin!(have_gate);
+        let mut haves_open = true;
         let result = loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
@@ -221,7 +231,15 @@ impl Session {
                     }
                     Some(Command::Close) | None => break Ok(()),
                 },
-                Ok(()) = haves.changed() => self.send_haves().await,
+                Ok(()) = haves.changed(), if haves_open => {
+                    haves_open = false;
+                    have_gate.as_mut().reset(Instant::now() + HAVE_BATCH);
+                    self.send_haves().await
+                },
+                () = &mut have_gate, if !haves_open => {
+                    haves_open = true;
+                    Ok(())
+                },
                 _ = refill.tick() => self.fill_pipeline().await,
                 _ = pex_tick.tick() => self.send_pex().await,
                 ended = &mut writer => break match ended {

@@ -125,3 +125,49 @@ async fn a_session_runs_over_an_in_memory_stream() {
     assert!(end.dialed.is_none() && !end.was_ourselves);
     assert!(shared.state().peers.is_empty(), "the peer was unregistered");
 }
+
+/// Adds `index` to the pieces we have, as a verified piece does.
+fn completed(shared: &Shared, index: u32) {
+    let count = {
+        let mut state = shared.state();
+        state.have_log.push(index);
+        state.have_log.len()
+    };
+    shared.have_count.send_replace(count);
+}
+
+#[tokio::test]
+async fn haves_that_follow_within_the_batch_time_go_together() {
+    use super::HAVE_BATCH;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 5 % 241) as u8).collect();
+    let (meta, shared) = seeder(dir.path(), &payload);
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+    let session = tokio::spawn(over(shared.clone(), Stream(ours), addr, false));
+    let hello = Handshake::new(meta.info_hash, PeerId([1; 20]));
+    theirs.write_all(&hello.encode()).await.unwrap();
+    let mut answer = [0u8; HANDSHAKE_LEN];
+    theirs.read_exact(&mut answer).await.unwrap();
+    let mut peer = Framed::new(theirs, MessageCodec::new(Geometry::of(&meta.info)));
+    assert!(matches!(next(&mut peer).await, Message::Bitfield(_)));
+
+    // The first after a quiet spell at once...
+    let start = Instant::now();
+    completed(&shared, 0);
+    assert_eq!(next(&mut peer).await, Message::Have(0));
+    assert!(start.elapsed() < HAVE_BATCH / 2, "{:?}", start.elapsed());
+    // ...the next two, a moment later, together when the batch time is up.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    completed(&shared, 1);
+    completed(&shared, 2);
+    assert_eq!(next(&mut peer).await, Message::Have(1));
+    assert!(start.elapsed() >= HAVE_BATCH - Duration::from_millis(5), "{:?}", start.elapsed());
+    assert_eq!(next(&mut peer).await, Message::Have(2));
+
+    drop(peer);
+    session.await.unwrap();
+}
