@@ -64,6 +64,10 @@ pub enum Command {
     Choke(bool),
     /// Cancel a request made to this peer (endgame).
     Cancel(BlockRef),
+    /// A piece this peer sent us is verified: tell it now, without waiting
+    /// for the batch of `have`s (a super-seeder offers its next piece when
+    /// it sees our `have` of the last).
+    SendHaves,
     Close,
 }
 
@@ -388,6 +392,12 @@ impl Shared {
             match verdict {
                 Verdict::Announce => {
                     state.have_log.push(piece.index);
+                    for key in &piece.contributors {
+                        if let Some(slot) = state.peers.get(key) {
+                            // A full queue drops it: the have then goes with the next batch.
+                            let _ = slot.commands.try_send(Command::SendHaves);
+                        }
+                    }
                     let count = state.have_log.len();
                     let complete = state.picker.is_complete();
                     let from = shared.events.as_ref().map(|_| {

@@ -16,7 +16,7 @@ use tokio_util::{codec::Framed, sync::CancellationToken};
 use super::over;
 use crate::bt::{
     extensions::Offered,
-    shared::{Limits, Shared},
+    shared::{Command, Limits, Shared},
     storage::Storage,
     transport::Stream,
 };
@@ -167,6 +167,15 @@ async fn haves_that_follow_within_the_batch_time_go_together() {
     assert_eq!(next(&mut peer).await, Message::Have(1));
     assert!(start.elapsed() >= HAVE_BATCH - Duration::from_millis(5), "{:?}", start.elapsed());
     assert_eq!(next(&mut peer).await, Message::Have(2));
+
+    // A piece this peer sent us: it hears at once, inside the batch time
+    // (as a super-seeder waits for it before offering the next piece).
+    let sent = Instant::now();
+    completed(&shared, 3);
+    let slot_commands = shared.state().peers.values().next().unwrap().commands.clone();
+    slot_commands.try_send(Command::SendHaves).unwrap();
+    assert_eq!(next(&mut peer).await, Message::Have(3));
+    assert!(sent.elapsed() < HAVE_BATCH / 2, "{:?}", sent.elapsed());
 
     drop(peer);
     session.await.unwrap();
