@@ -78,21 +78,27 @@ async fn next(peer: &mut Framed<DuplexStream, MessageCodec>) -> Message {
         .expect("well-formed")
 }
 
+type Session = tokio::task::JoinHandle<super::SessionEnd>;
+
+/// A session over an in-memory pipe whose other end dials: its handshake
+/// first, then ours (returned with the pipe's end).
+async fn dial(meta: &Metainfo, shared: &Arc<Shared>) -> (Session, DuplexStream, Handshake) {
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+    let session = tokio::spawn(over(shared.clone(), Stream(ours), addr, false));
+    let hello = Handshake::new(meta.info_hash, PeerId([1; 20]));
+    theirs.write_all(&hello.encode()).await.unwrap();
+    let mut answer = [0u8; HANDSHAKE_LEN];
+    theirs.read_exact(&mut answer).await.unwrap();
+    (session, theirs, Handshake::decode(&answer).unwrap())
+}
+
 #[tokio::test]
 async fn a_session_runs_over_an_in_memory_stream() {
     let dir = tempfile::tempdir().unwrap();
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let (meta, shared) = seeder(dir.path(), &payload);
-    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-    let session = tokio::spawn(over(shared.clone(), Stream(ours), addr, false));
-
-    // The pipe's other end dials: its handshake first, then ours.
-    let hello = Handshake::new(meta.info_hash, PeerId([1; 20]));
-    theirs.write_all(&hello.encode()).await.unwrap();
-    let mut answer = [0u8; HANDSHAKE_LEN];
-    theirs.read_exact(&mut answer).await.unwrap();
-    let answer = Handshake::decode(&answer).unwrap();
+    let (session, theirs, answer) = dial(&meta, &shared).await;
     assert_eq!(
         (answer.info_hash, answer.peer_id),
         (meta.info_hash, PeerId([9; 20]))
@@ -145,13 +151,7 @@ async fn haves_that_follow_within_the_batch_time_go_together() {
     let dir = tempfile::tempdir().unwrap();
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 5 % 241) as u8).collect();
     let (meta, shared) = seeder(dir.path(), &payload);
-    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-    let addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-    let session = tokio::spawn(over(shared.clone(), Stream(ours), addr, false));
-    let hello = Handshake::new(meta.info_hash, PeerId([1; 20]));
-    theirs.write_all(&hello.encode()).await.unwrap();
-    let mut answer = [0u8; HANDSHAKE_LEN];
-    theirs.read_exact(&mut answer).await.unwrap();
+    let (session, theirs, _) = dial(&meta, &shared).await;
     let mut peer = Framed::new(theirs, MessageCodec::new(Geometry::of(&meta.info)));
     assert!(matches!(next(&mut peer).await, Message::Bitfield(_)));
 
@@ -165,14 +165,25 @@ async fn haves_that_follow_within_the_batch_time_go_together() {
     completed(&shared, 1);
     completed(&shared, 2);
     assert_eq!(next(&mut peer).await, Message::Have(1));
-    assert!(start.elapsed() >= HAVE_BATCH - Duration::from_millis(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= HAVE_BATCH - Duration::from_millis(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(next(&mut peer).await, Message::Have(2));
 
     // A piece this peer sent us: it hears at once, inside the batch time
     // (as a super-seeder waits for it before offering the next piece).
     let sent = Instant::now();
     completed(&shared, 3);
-    let slot_commands = shared.state().peers.values().next().unwrap().commands.clone();
+    let slot_commands = shared
+        .state()
+        .peers
+        .values()
+        .next()
+        .unwrap()
+        .commands
+        .clone();
     slot_commands.try_send(Command::SendHaves).unwrap();
     assert_eq!(next(&mut peer).await, Message::Have(3));
     assert!(sent.elapsed() < HAVE_BATCH / 2, "{:?}", sent.elapsed());
