@@ -143,6 +143,14 @@ def build(n: int, bw: float, delay: Optional[str], loss: float, cpu: Optional[fl
     return net
 
 
+def queue_note(packets: int, slowest_mbit: float) -> str:
+    """What the links' queues mean in time: each shaped interface queues up
+    to its txqueuelen of full frames before dropping."""
+    seconds = packets * 1514 * 8 / (slowest_mbit * 1e6)
+    return (f"each interface queues up to {packets} packets (its txqueuelen, Mininet's default): "
+            f"a full queue is {seconds:.2g} s of delay at the slowest uplink here ({slowest_mbit:g} Mbit/s)")
+
+
 _TC_RATE = re.compile(r"\brate (\d+(?:\.\d+)?)([KMG]?)bit")
 
 
@@ -230,6 +238,11 @@ class MininetEnvironment:
         if problems:
             self.close()
             raise RuntimeError("the Mininet network does not work: " + "; ".join(problems))
+        h1 = self.net.get("h1")
+        shown = h1.cmd(f"cat /sys/class/net/{h1.defaultIntf()}/tx_queue_len").strip()
+        if shown.isdigit():
+            slowest = min([cfg.bw] + [c.up for c in cfg.hosts(max_n)] if cfg.links else [cfg.bw])
+            self.notes.append(queue_note(int(shown), slowest))
         self.server = MininetHost(self.net.get("h0"))
         self.clients = [MininetHost(self.net.get(f"h{i}")) for i in range(1, max_n + 1)]
         self.limits = NoLimits()

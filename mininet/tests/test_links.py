@@ -71,6 +71,14 @@ class MininetRates(unittest.TestCase):
         self.assertIsNone(net.tc_rate_mbit(""))
 
 
+class QueueNote(unittest.TestCase):
+    def test_a_full_queue_in_seconds_at_the_slowest_uplink(self):
+        self.assertIn("1000 packets", net.queue_note(1000, 1.0))
+        self.assertIn("12 s of delay", net.queue_note(1000, 1.0))
+        self.assertIn("1.2 s of delay at the slowest uplink here (10 Mbit/s)", net.queue_note(1000, 10.0))
+        self.assertIn("0.12 s", net.queue_note(1000, 100.0))
+
+
 class LocalFlags(unittest.TestCase):
     def test_each_host_gets_its_own_upload_and_download_limits(self):
         classes = links.hosts(links.parse("1x512kbit/2mbit,1x4/32mbit"), 2, 10.0)
