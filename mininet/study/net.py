@@ -147,8 +147,9 @@ def queue_note(packets: int, slowest_mbit: float) -> str:
     """What the links' queues mean in time: each shaped interface queues up
     to its txqueuelen of full frames before dropping."""
     seconds = packets * 1514 * 8 / (slowest_mbit * 1e6)
+    seconds = round(seconds, 2 if seconds < 1 else 1)
     return (f"each interface queues up to {packets} packets (its txqueuelen, Mininet's default): "
-            f"a full queue is {seconds:.2g} s of delay at the slowest uplink here ({slowest_mbit:g} Mbit/s)")
+            f"a full queue is {seconds:g} s of delay at the slowest uplink here ({slowest_mbit:g} Mbit/s)")
 
 
 _TC_RATE = re.compile(r"\brate (\d+(?:\.\d+)?)([KMG]?)bit")

@@ -74,7 +74,8 @@ class MininetRates(unittest.TestCase):
 class QueueNote(unittest.TestCase):
     def test_a_full_queue_in_seconds_at_the_slowest_uplink(self):
         self.assertIn("1000 packets", net.queue_note(1000, 1.0))
-        self.assertIn("12 s of delay", net.queue_note(1000, 1.0))
+        self.assertIn("12.1 s of delay", net.queue_note(1000, 1.0))
+        self.assertIn("1211.2 s of delay", net.queue_note(1000, 0.01), "never in exponent form")
         self.assertIn("1.2 s of delay at the slowest uplink here (10 Mbit/s)", net.queue_note(1000, 10.0))
         self.assertIn("0.12 s", net.queue_note(1000, 100.0))
 
