@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex udp_request udp_response krpc dht_state)
+ALL_TARGETS=(bencode metainfo wire_codec handshake tracker_query tracker_response ext_handshake ut_metadata ut_pex ledbat_delay udp_request udp_response krpc dht_state)
 smoke=false
 seconds=600
 if [[ ${1:-} == --smoke ]]; then
@@ -45,7 +45,7 @@ built=$(date +%s)
 # limits (a query over MAX_QUERY_BYTES, a frame of a whole 16 KiB block).
 options_for() {
     case $1 in
-        bencode | metainfo | tracker_response | ext_handshake | ut_pex) echo "-dict=fuzz/dict/bencode.dict" ;;
+        bencode | metainfo | tracker_response | ext_handshake | ut_pex | ledbat_delay) echo "-dict=fuzz/dict/bencode.dict" ;;
         ut_metadata) echo "-dict=fuzz/dict/bencode.dict -max_len=20000" ;;
         tracker_query) echo "-dict=fuzz/dict/tracker_query.dict -max_len=9000" ;;
         wire_codec) echo "-dict=fuzz/dict/wire_codec.dict -max_len=40000" ;;

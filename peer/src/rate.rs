@@ -28,9 +28,6 @@ pub struct RateLimiter {
 
 #[derive(Debug)]
 struct Bucket {
-    /// Bytes per second.
-    rate: f64,
-    burst: f64,
     /// A plain mutex: it is held for a few arithmetic operations and never
     /// across an await.
     state: Mutex<State>,
@@ -38,9 +35,17 @@ struct Bucket {
 
 #[derive(Debug)]
 struct State {
+    /// Bytes per second; infinite while an adjustable limiter is unlimited.
+    rate: f64,
+    burst: f64,
     /// Tokens at `updated`; negative while callers are waiting.
     tokens: f64,
     updated: Instant,
+}
+
+/// A tenth of a second of traffic, but at least [`MIN_BURST`].
+fn default_burst(rate: u64) -> u64 {
+    (rate / 10).max(MIN_BURST)
 }
 
 impl RateLimiter {
@@ -54,8 +59,15 @@ impl RateLimiter {
     pub fn new(rate: Option<u64>) -> Self {
         match rate {
             None | Some(0) => Self::unlimited(),
-            Some(rate) => Self::with_burst(rate, (rate / 10).max(MIN_BURST)),
+            Some(rate) => Self::with_burst(rate, default_burst(rate)),
         }
+    }
+
+    /// As [`RateLimiter::new`], but [`RateLimiter::set_rate`] may change it.
+    pub fn adjustable(rate: Option<u64>) -> Self {
+        let limiter = RateLimiter::with_burst(1, 1);
+        limiter.set_rate(rate);
+        limiter
     }
 
     /// `rate` bytes per second with an explicit burst (both at least 1).
@@ -63,9 +75,9 @@ impl RateLimiter {
         let burst = burst.max(1) as f64;
         RateLimiter {
             bucket: Some(Bucket {
-                rate: rate.max(1) as f64,
-                burst,
                 state: Mutex::new(State {
+                    rate: rate.max(1) as f64,
+                    burst,
                     tokens: burst,
                     updated: Instant::now(),
                 }),
@@ -73,14 +85,46 @@ impl RateLimiter {
         }
     }
 
+    /// A new rate (`None` or 0: unlimited) with its default burst, from now
+    /// on; what callers already owe stays owed. Only an adjustable limiter
+    /// (or one made with a rate) changes; an unlimited one stays so.
+    pub fn set_rate(&self, rate: Option<u64>) {
+        let Some(bucket) = &self.bucket else {
+            return;
+        };
+        let mut state = bucket.lock();
+        let now = Instant::now();
+        state.refill(now);
+        match rate {
+            None | Some(0) => {
+                state.rate = f64::INFINITY;
+                state.tokens = state.tokens.max(0.0);
+            }
+            Some(rate) => {
+                let was_unlimited = state.rate.is_infinite();
+                state.rate = rate as f64;
+                state.burst = default_burst(rate) as f64;
+                state.tokens = if was_unlimited {
+                    state.burst
+                } else {
+                    state.tokens.min(state.burst)
+                };
+            }
+        }
+    }
+
     /// The rate in bytes per second, if limited.
     pub fn rate(&self) -> Option<u64> {
-        self.bucket.as_ref().map(|b| b.rate as u64)
+        let bucket = self.bucket.as_ref()?;
+        let rate = bucket.lock().rate;
+        rate.is_finite().then_some(rate as u64)
     }
 
     /// The burst in bytes, if limited: a good upper bound for one chunk.
     pub fn burst(&self) -> Option<u64> {
-        self.bucket.as_ref().map(|b| b.burst as u64)
+        let bucket = self.bucket.as_ref()?;
+        let state = bucket.lock();
+        state.rate.is_finite().then_some(state.burst as u64)
     }
 
     /// Waits until `bytes` may pass.
@@ -95,20 +139,37 @@ impl RateLimiter {
     }
 }
 
+impl State {
+    /// Tokens earned since `updated`, up to the burst.
+    fn refill(&mut self, now: Instant) {
+        if self.rate.is_finite() {
+            let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        }
+        self.updated = now;
+    }
+}
+
 impl Bucket {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another task panicked between two
+        // assignments of plain numbers; the numbers are still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Takes `bytes` tokens at `now`; returns how long to wait until the
     /// balance is back to zero.
     fn reserve(&self, bytes: f64, now: Instant) -> Duration {
-        // A poisoned lock only means another task panicked between two
-        // assignments of plain numbers; the numbers are still usable.
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = now.saturating_duration_since(state.updated).as_secs_f64();
-        state.tokens = (state.tokens + elapsed * self.rate).min(self.burst) - bytes;
-        state.updated = now;
+        let mut state = self.lock();
+        if state.rate.is_infinite() {
+            return Duration::ZERO;
+        }
+        state.refill(now);
+        state.tokens -= bytes;
         if state.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-state.tokens / self.rate)
+            Duration::from_secs_f64(-state.tokens / state.rate)
         }
     }
 }
@@ -178,6 +239,25 @@ mod tests {
         let limiter = RateLimiter::new(None);
         assert_eq!(limiter.rate(), None);
         assert!(close(timed(&limiter, u64::MAX).await, 0.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adjustable_limiter_changes_its_rate() {
+        let limiter = RateLimiter::adjustable(None);
+        assert_eq!(limiter.rate(), None);
+        assert!(close(timed(&limiter, u64::MAX / 2).await, 0.0));
+        limiter.set_rate(Some(100_000));
+        assert_eq!(limiter.rate(), Some(100_000));
+        // A full burst, then the rate.
+        assert!(close(timed(&limiter, MIN_BURST).await, 0.0));
+        assert!(close(timed(&limiter, 50_000).await, 0.5));
+        limiter.set_rate(Some(200_000));
+        assert!(close(timed(&limiter, 50_000).await, 0.25));
+        limiter.set_rate(None);
+        assert!(close(timed(&limiter, 10_000_000).await, 0.0));
+        let fixed = RateLimiter::unlimited();
+        fixed.set_rate(Some(1));
+        assert_eq!(fixed.rate(), None, "an unlimited limiter stays so");
     }
 
     #[test]

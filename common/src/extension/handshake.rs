@@ -155,12 +155,15 @@ pub struct ExtensionIds {
     pub their_metadata: Option<u8>,
     /// Ids the peer assigned: send our `ut_pex` messages with this id.
     pub their_pex: Option<u8>,
+    /// Ids the peer assigned: send our `ledbat_delay` messages with this id.
+    pub their_delay: Option<u8>,
 }
 
 impl ExtensionIds {
     /// The ids we assign to incoming messages, in the handshake we send.
     pub const OUR_METADATA: u8 = 1;
     pub const OUR_PEX: u8 = 2;
+    pub const OUR_DELAY: u8 = 3;
 
     /// Takes the peer's handshake (a later one replaces an earlier one, as
     /// BEP 10 allows).
@@ -168,6 +171,7 @@ impl ExtensionIds {
         ExtensionIds {
             their_metadata: theirs.id_of(UT_METADATA),
             their_pex: theirs.id_of(UT_PEX),
+            their_delay: theirs.id_of(super::delay::LEDBAT_DELAY),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The extension protocol (BEP 10) with no I/O: the extended message's frame,
 //! the extension handshake, and the messages of the extensions the peer
-//! speaks, `ut_metadata` (BEP 9) and `ut_pex` (BEP 11).
+//! speaks, `ut_metadata` (BEP 9), `ut_pex` (BEP 11) and our own
+//! `ledbat_delay` (one-way delay samples, see [`delay`]).
 //!
 //! An extended message is wire message 20 followed by one byte, the extended
 //! id, and a body. Id 0 is the extension handshake; every other id is one the
@@ -15,6 +16,7 @@
 //! knows, and caps every list it builds. A violation is an
 //! [`ExtensionError`], which closes that one connection.
 
+pub mod delay;
 pub mod handshake;
 pub mod metadata;
 pub mod pex;

@@ -5,7 +5,8 @@
 //! We speak `ut_metadata` (BEP 9) here to serve the info dictionary to peers
 //! that came with a magnet link, seeders and leechers alike, and `ut_pex`
 //! (BEP 11, policy in [`super::pex`]) to trade peer addresses; a private
-//! torrent (BEP 27) offers neither. A peer may fetch the dictionary
+//! torrent (BEP 27) offers neither. Every torrent offers `ledbat_delay`
+//! (one-way delay samples for our upload rate, [`super::delay`]). A peer may fetch the dictionary
 //! [`METADATA_BUDGET`] times over per connection; past that every request is
 //! rejected, so a 30-byte request cannot make us send 16 KiB without end.
 
@@ -18,6 +19,7 @@ use std::{
 use bytes::Bytes;
 use common::{
     extension::{
+        delay::{DelayMessage, LEDBAT_DELAY},
         handshake::{ExtHandshake, ExtensionIds, UT_METADATA, UT_PEX},
         metadata::{MetadataGeometry, MetadataMessage},
         pex::PexMessage,
@@ -55,6 +57,7 @@ impl Offered {
         if self.pex {
             extensions.push((UT_PEX.to_owned(), ExtensionIds::OUR_PEX));
         }
+        extensions.push((LEDBAT_DELAY.to_owned(), ExtensionIds::OUR_DELAY));
         let handshake = ExtHandshake {
             extensions,
             client: Some(concat!("peer/", env!("CARGO_PKG_VERSION")).to_owned()),
@@ -81,6 +84,8 @@ pub enum Handled {
     Handshake(Option<u16>),
     /// Peer exchange named these peers.
     Peers(Vec<SocketAddr>),
+    /// A one-way delay message, for [`super::delay`].
+    Delay(DelayMessage),
 }
 
 /// Why the peer's connection ends.
@@ -119,6 +124,9 @@ impl PeerExtensions {
             self.ids = ExtensionIds::from_theirs(&handshake);
             self.client = handshake.client;
             return Ok(Handled::Handshake(handshake.listen_port));
+        }
+        if id == ExtensionIds::OUR_DELAY {
+            return Ok(Handled::Delay(DelayMessage::decode(payload)?));
         }
         if id == ExtensionIds::OUR_PEX && offered.pex {
             let message = PexMessage::decode(payload)?;
@@ -160,6 +168,11 @@ impl PeerExtensions {
             id: their_id,
             payload: Bytes::from(answer.encode()),
         }))
+    }
+
+    /// The id the peer gave `ledbat_delay`, if it speaks it.
+    pub fn delay_id(&self) -> Option<u8> {
+        self.ids.their_delay
     }
 
     /// The peer exchange message due to this peer now, given the listening
@@ -239,7 +252,12 @@ mod tests {
             panic!()
         };
         let h = ExtHandshake::decode(&payload).unwrap();
-        assert!(h.extensions.is_empty() && h.metadata_size.is_none());
+        assert!(h.metadata_size.is_none());
+        assert_eq!(
+            h.extensions,
+            [(LEDBAT_DELAY.to_owned(), ExtensionIds::OUR_DELAY)],
+            "only the delay exchange, which names no one"
+        );
     }
 
     #[test]
@@ -315,6 +333,32 @@ mod tests {
         );
         assert!(peer.on_message(&private, 0, b"d1:m", now()).is_err());
         assert!(peer.on_message(&private, 1, b"garbage", now()).is_err());
+    }
+
+    #[test]
+    fn delay_messages_are_passed_on_and_malformed_ones_refused() {
+        let offered = offered(100);
+        let mut peer = PeerExtensions::default();
+        assert_eq!(peer.delay_id(), None);
+        let theirs = ExtHandshake {
+            extensions: vec![(LEDBAT_DELAY.to_owned(), 4)],
+            ..ExtHandshake::default()
+        };
+        peer.on_message(&offered, 0, &theirs.encode(), now())
+            .unwrap();
+        assert_eq!(peer.delay_id(), Some(4));
+        let message = DelayMessage {
+            sent: 42,
+            echo: None,
+        };
+        assert_eq!(
+            peer.on_message(&offered, ExtensionIds::OUR_DELAY, &message.encode(), now())
+                .unwrap(),
+            Handled::Delay(message)
+        );
+        assert!(peer
+            .on_message(&offered, ExtensionIds::OUR_DELAY, b"d1:ti-1ee", now())
+            .is_err());
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! - [`session`]: one peer connection over any [`transport`] (TCP today),
 //!   its protocol state kept in the pure [`peer_state`], with
 //!   [`uploads`], the peer's queued requests and the writer task;
+//!   [`delay`], the one-way delays its peer measures of our messages, and
+//!   [`uplink`], the upload rate that keeps our uplink's queue short (both
+//!   pure);
 //!   [`extensions`], what its extended messages (BEP 10) call for;
 //!   [`pex`], what peer exchange (BEP 11) tells each peer and how often;
 //!   and [`fast`], the fast extension's allowed set (BEP 6);
@@ -30,6 +33,7 @@
 pub mod admission;
 pub mod buffers;
 pub mod choke;
+pub mod delay;
 pub mod events;
 pub mod extensions;
 pub mod fast;
@@ -47,6 +51,7 @@ pub mod torrent;
 pub mod tracker_client;
 pub mod transport;
 pub mod udp_tracker;
+pub mod uplink;
 pub mod uploads;
 pub mod verdict;
 pub mod workers;

@@ -17,7 +17,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, Mutex},
     time::Duration,
 };
 
@@ -39,6 +39,7 @@ mod start;
 pub use start::{incoming, our_handshake, outgoing, over, SessionEnd};
 
 use super::{
+    delay::{self, OneWay, SharedOneWay},
     events::Event,
     extensions::{ExtensionFault, Handled, PeerExtensions},
     fast::FastPeer,
@@ -121,6 +122,8 @@ struct Session {
     /// Both sides run a DHT node (BEP 5): ours, and the peer's address; the
     /// first PORT message the peer sends is taken, later ones ignored.
     dht: Option<(Dht, SocketAddr)>,
+    /// The `ledbat_delay` exchange, shared with the writer task.
+    one_way: SharedOneWay,
 }
 
 impl Session {
@@ -136,6 +139,7 @@ impl Session {
             out: None,
             uploads: Arc::new(UploadQueue::default()),
             dht: None,
+            one_way: Arc::new(Mutex::new(OneWay::new(std::time::Instant::now()))),
         }
     }
 
@@ -166,6 +170,7 @@ impl Session {
             codec,
             out_rx,
             self.uploads.clone(),
+            self.one_way.clone(),
         ));
 
         let (bitfield, cursor, super_seeding) = {
@@ -441,12 +446,18 @@ impl Session {
                     Handled::Nothing => {}
                     Handled::Reply(reply) => self.send(reply).await?,
                     Handled::Handshake(port) => {
+                        delay::lock(&self.one_way).set_their_id(extensions.delay_id());
                         if let Some(port) = port {
                             self.shared.set_listen_port(self.key, port);
                         }
                         // The peer's extension ids are known now: tell it
                         // our peers at once rather than at the next tick.
                         self.send_pex().await?;
+                    }
+                    Handled::Delay(message) => {
+                        if let Some(sample) = delay::lock(&self.one_way).received(message, now) {
+                            self.shared.set_delay(self.key, sample);
+                        }
                     }
                     Handled::Peers(peers) => {
                         info!(from = %addr, ?peers, "peers from peer exchange");

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{
+    delay::Sample,
     events::{self, Event, EventLog},
     extensions::Offered,
     picker::{CompletePiece, PeerKey, Picker},
@@ -92,6 +93,9 @@ pub struct PeerSlot {
     pub pieces: u32,
     /// `pieces` at the start of this choking round.
     pub pieces_round: u32,
+    /// The peer's latest measure of the queue our messages wait in
+    /// (`delay`), for our upload rate (`uplink`).
+    pub delay: Option<Sample>,
 }
 
 impl PeerSlot {
@@ -226,7 +230,7 @@ impl Shared {
             }),
             have_count: watch::Sender::new(0),
             complete: watch::Sender::new(complete),
-            upload_limit: RateLimiter::new(limits.upload_rate),
+            upload_limit: RateLimiter::adjustable(limits.upload_rate),
             download_limit: RateLimiter::new(limits.download_rate),
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
@@ -286,6 +290,7 @@ impl Shared {
                 up_round: 0,
                 pieces: 0,
                 pieces_round: 0,
+                delay: None,
             },
         );
         state.identities.insert(key, (id, addr, dialed));
@@ -299,6 +304,24 @@ impl Shared {
                 slot.listen = Some(SocketAddr::new(slot.addr.ip(), port));
             }
         }
+    }
+
+    /// A new measure of our queue from the peer (`delay`).
+    pub fn set_delay(&self, key: PeerKey, sample: Sample) {
+        if let Some(slot) = self.state().peers.get_mut(&key) {
+            slot.delay = Some(sample);
+        }
+    }
+
+    /// The latest measures of our queue by the peers we upload to, for
+    /// `uplink`.
+    pub fn uplink_samples(&self) -> Vec<Sample> {
+        self.state()
+            .peers
+            .values()
+            .filter(|slot| slot.unchoked)
+            .filter_map(|slot| slot.delay)
+            .collect()
     }
 
     /// The listening addresses, with their BEP 11 flags, of the connected
@@ -498,6 +521,7 @@ mod tests {
             up_round: 0,
             pieces: 0,
             pieces_round: 0,
+            delay: None,
         };
         slot.set_unchoked(true);
         assert!(slot.unchoked);

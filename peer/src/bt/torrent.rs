@@ -37,6 +37,7 @@ use super::{
     storage::Storage,
     superseed,
     tracker_client::{Progress, TrackerClient, TrackerError},
+    uplink::{self, Uplink},
 };
 
 /// Seconds between choking rounds (BEP 3 practice).
@@ -281,6 +282,8 @@ pub async fn run(
     let mut choker = Choker::new(settings.unchoke_slots);
     let mut uploaded_before = 0;
     let mut choke_tick = tokio::time::interval(CHOKE_ROUND);
+    let mut uplink = (Uplink::new(settings.upload_rate), 0);
+    let mut uplink_tick = tokio::time::interval(uplink::STEP);
     let mut redial_tick = tokio::time::interval(Duration::from_secs(2));
     let mut status_tick = tokio::time::interval(Duration::from_millis(500));
     let mut complete = shared.complete.subscribe();
@@ -319,6 +322,7 @@ pub async fn run(
                 }
             }
             _ = choke_tick.tick() => choke_round(&shared, &mut choker, &mut uploaded_before),
+            _ = uplink_tick.tick() => uplink_step(&shared, &mut uplink.0, &mut uplink.1),
             _ = status_tick.tick() => {
                 if let Some(log) = &shared.events {
                     log.flush();
@@ -501,6 +505,21 @@ fn dial(
         last_dial.insert(addr, now);
         let span = tracing::debug_span!("peer", %addr);
         sessions.spawn(session::outgoing(shared.clone(), addr).instrument(span));
+    }
+}
+
+/// Sets our upload rate from what our peers measure of our queue (`uplink`).
+fn uplink_step(shared: &Shared, uplink: &mut Uplink, uploaded_before: &mut u64) {
+    let uploaded = shared.uploaded.load(Ordering::Relaxed);
+    let bytes = uploaded.saturating_sub(std::mem::replace(uploaded_before, uploaded));
+    let per_second = (bytes as f64 / uplink::STEP.as_secs_f64()) as u64;
+    let before = shared.upload_limit.rate();
+    let samples = shared.uplink_samples();
+    let rate = uplink.step(std::time::Instant::now(), &samples, per_second);
+    if rate != before {
+        let queues: Vec<u128> = samples.iter().map(|s| s.queue.as_millis()).collect();
+        debug!(?rate, uploaded = per_second, ?queues, "upload limit");
+        shared.upload_limit.set_rate(rate);
     }
 }
 

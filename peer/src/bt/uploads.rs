@@ -18,6 +18,7 @@ use tokio::{
 use tokio_util::codec::FramedWrite;
 
 use super::{
+    delay::{self, SharedOneWay},
     picker::PeerKey,
     session::{SessionError, IO_BUFFER, KEEPALIVE_EVERY, MAX_QUEUED_REQUESTS},
     shared::Shared,
@@ -98,22 +99,35 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
     codec: MessageCodec,
     mut messages: mpsc::Receiver<Message>,
     uploads: Arc<UploadQueue>,
+    one_way: SharedOneWay,
 ) -> Result<(), SessionError> {
     let mut sink = FramedWrite::new(half, codec);
     sink.set_backpressure_boundary(IO_BUFFER);
     let mut last_sent = Instant::now();
-    // Runs of blocks read at once; one block at a time under a rate limit,
-    // so that the limit paces single blocks, as a peer expects.
-    let max_run = match shared.upload_limit.rate() {
-        None => IO_BUFFER as u32,
-        Some(_) => MAX_BLOCK_LEN,
-    };
     let mut run = Vec::new();
+    // Our clock for the peer (`delay`), when one is due, just before what
+    // it goes with: it waits in the same queues.
+    let delay_due =
+        |uploading: bool| delay::lock(&one_way).due(uploading, std::time::Instant::now());
     loop {
+        // Runs of blocks read at once; one block at a time under a rate
+        // limit, so that the limit paces single blocks, as a peer expects
+        // (the limit comes and goes with our uplink's queue: `uplink`).
+        let limited = shared.upload_limit.rate().is_some();
+        let max_run = if limited {
+            MAX_BLOCK_LEN
+        } else {
+            IO_BUFFER as u32
+        };
         tokio::select! {
             biased;
             message = messages.recv() => match message {
-                Some(message) => sink.feed(message).await?,
+                Some(message) => {
+                    if let Some(delay) = delay_due(false) {
+                        sink.feed(delay).await?;
+                    }
+                    sink.feed(message).await?
+                }
                 None => {
                     sink.flush().await?;
                     return Ok(());
@@ -122,12 +136,18 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
             () = uploads.next_run(max_run, &mut run) => {
                 let bytes: u64 = run.iter().map(|b| u64::from(b.length)).sum();
                 shared.upload_limit.acquire(bytes).await;
+                if let Some(delay) = delay_due(true) {
+                    sink.feed(delay).await?;
+                }
                 write_blocks(&shared, &mut sink, &run)?;
                 shared.uploaded.fetch_add(bytes, Ordering::Relaxed);
                 if let Some(slot) = shared.state().peers.get_mut(&key) {
                     slot.up_round += bytes;
                 }
-                if sink.write_buffer().len() >= IO_BUFFER {
+                // Under a rate limit each block goes out as it is paid
+                // for: left in the buffer until 256 KiB had gathered, a
+                // block waited 16 s at 16 KiB/s.
+                if limited || sink.write_buffer().len() >= IO_BUFFER {
                     sink.flush().await?;
                 }
             },

@@ -83,10 +83,24 @@ type Session = tokio::task::JoinHandle<super::SessionEnd>;
 /// A session over an in-memory pipe whose other end dials: its handshake
 /// first, then ours (returned with the pipe's end).
 async fn dial(meta: &Metainfo, shared: &Arc<Shared>) -> (Session, DuplexStream, Handshake) {
+    dial_with(
+        meta,
+        shared,
+        Handshake::new(meta.info_hash, PeerId([1; 20])),
+    )
+    .await
+}
+
+/// As [`dial`], with the dialling side's own handshake.
+async fn dial_with(
+    meta: &Metainfo,
+    shared: &Arc<Shared>,
+    hello: Handshake,
+) -> (Session, DuplexStream, Handshake) {
     let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
     let addr: SocketAddr = "127.0.0.1:6881".parse().unwrap();
     let session = tokio::spawn(over(shared.clone(), Stream(ours), addr, false));
-    let hello = Handshake::new(meta.info_hash, PeerId([1; 20]));
+    assert_eq!(hello.info_hash, meta.info_hash);
     theirs.write_all(&hello.encode()).await.unwrap();
     let mut answer = [0u8; HANDSHAKE_LEN];
     theirs.read_exact(&mut answer).await.unwrap();
@@ -188,6 +202,92 @@ async fn haves_that_follow_within_the_batch_time_go_together() {
     assert_eq!(next(&mut peer).await, Message::Have(3));
     assert!(sent.elapsed() < HAVE_BATCH / 2, "{:?}", sent.elapsed());
 
+    drop(peer);
+    session.await.unwrap();
+}
+
+/// `ledbat_delay` end to end on one connection: our clock goes out with the
+/// block, the peer's echo of it becomes a sample of our queue for `uplink`.
+#[tokio::test]
+async fn blocks_carry_our_clock_and_the_echo_becomes_a_sample() {
+    use common::extension::{
+        delay::{DelayMessage, Echo, LEDBAT_DELAY},
+        handshake::{ExtHandshake, ExtensionIds},
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 3 % 239) as u8).collect();
+    let (meta, shared) = seeder(dir.path(), &payload);
+    let hello = Handshake::new(meta.info_hash, PeerId([1; 20])).with_extensions(true);
+    let (session, theirs, _) = dial_with(&meta, &shared, hello).await;
+    let mut peer = Framed::new(theirs, MessageCodec::new(Geometry::of(&meta.info)));
+    let Message::Extended {
+        id: 0,
+        payload: ours,
+    } = next(&mut peer).await
+    else {
+        panic!("our extension handshake first");
+    };
+    let ours = ExtHandshake::decode(&ours).unwrap();
+    assert_eq!(ours.id_of(LEDBAT_DELAY), Some(ExtensionIds::OUR_DELAY));
+    let theirs = ExtHandshake {
+        extensions: vec![(LEDBAT_DELAY.to_owned(), 5)],
+        ..ExtHandshake::default()
+    };
+    peer.send(Message::Extended {
+        id: 0,
+        payload: theirs.encode().into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(next(&mut peer).await, Message::Bitfield(_)));
+    peer.send(Message::Interested).await.unwrap();
+    assert_eq!(next(&mut peer).await, Message::Unchoke);
+    let block = BlockRef {
+        index: 0,
+        begin: 0,
+        length: 16 * 1024,
+    };
+    peer.send(Message::Request(block)).await.unwrap();
+    let Message::Extended { id: 5, payload } = next(&mut peer).await else {
+        panic!("our clock, with the id the peer gave, before the block");
+    };
+    let clock = DelayMessage::decode(&payload).unwrap();
+    assert!(matches!(
+        next(&mut peer).await,
+        Message::Piece { index: 0, .. }
+    ));
+    let key = *shared.state().peers.keys().next().unwrap();
+    assert_eq!(shared.state().peers[&key].delay, None);
+    // The peer gives our clock back, measured 40 ms behind its own base.
+    for difference in [1_000, 41_000] {
+        let echo = DelayMessage {
+            sent: 77,
+            echo: Some(Echo {
+                difference,
+                of_sent: clock.sent,
+            }),
+        };
+        peer.send(Message::Extended {
+            id: ExtensionIds::OUR_DELAY,
+            payload: echo.encode().into(),
+        })
+        .await
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let sample = loop {
+        if let Some(sample) = shared.state().peers[&key]
+            .delay
+            .filter(|s| !s.queue.is_zero())
+        {
+            break sample;
+        }
+        assert!(std::time::Instant::now() < deadline, "no sample");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(sample.queue, std::time::Duration::from_millis(40));
+    assert_eq!(shared.uplink_samples(), [sample], "a peer we upload to");
     drop(peer);
     session.await.unwrap();
 }
