@@ -13,11 +13,14 @@
 //! times its bound. Round trips cannot tell our queue from the peer's (an
 //! acknowledgement waits behind the peer's uploads); one-way delays can.
 //!
-//! The delay our messages wait is taken as the median of the latest samples
-//! of the peers we upload to (every one of them waits in our queue; a queue
-//! on one peer's side delays only that peer's). The rate moves in
-//! proportion to how far that delay is from [`TARGET`]: up by at most
-//! [`MAX_RISE`] a step when below; down by at most [`MAX_FALL`] when above,
+//! The delay our messages wait is taken as the lower quartile of the latest
+//! samples of the peers we unchoke. Every one of them waits in our queue;
+//! a queue on one peer's side (its downlink's) delays only that peer's, and
+//! is not ours to drain: with the median, in a swarm of equal 2 Mbit/s
+//! links, whose downlinks are as busy as their uplinks, every host slowed
+//! down for its peers' downlinks (1.96 times the bound instead of 1.47).
+//! The rate moves in proportion to how far that delay is from [`TARGET`]:
+//! up by at most [`MAX_RISE`] a step when below; down by at most [`MAX_FALL`] when above,
 //! and then not again while samples sent after the fall show the queue
 //! shrinking (the fall has not reached them all yet: a queue of seconds
 //! takes seconds to drain, and falling on every step would take the rate
@@ -61,16 +64,17 @@ pub struct Uplink {
     fell: Option<(Instant, Duration)>,
 }
 
-/// The median queue of the samples that arrived since `fresh` and were
-/// sent at or after `since`.
-fn median_queue(samples: &[Sample], fresh: Instant, since: Instant) -> Option<Duration> {
+/// The lower quartile of the queues of the samples that arrived since
+/// `fresh` and were sent at or after `since` (with four or fewer, the
+/// least).
+fn low_queue(samples: &[Sample], fresh: Instant, since: Instant) -> Option<Duration> {
     let mut queues: Vec<Duration> = samples
         .iter()
         .filter(|s| s.arrived >= fresh && s.sent_at >= since)
         .map(|s| s.queue)
         .collect();
     queues.sort_unstable();
-    queues.get(queues.len().saturating_sub(1) / 2).copied()
+    queues.get(queues.len().saturating_sub(1) / 4).copied()
 }
 
 impl Uplink {
@@ -87,7 +91,7 @@ impl Uplink {
     /// limit to set (`None`: unlimited).
     pub fn step(&mut self, now: Instant, samples: &[Sample], uploaded: u64) -> Option<u64> {
         let fresh = now.checked_sub(FRESH).unwrap_or(now);
-        let Some(queue) = median_queue(samples, fresh, fresh) else {
+        let Some(queue) = low_queue(samples, fresh, fresh) else {
             return self.rate();
         };
         // How far off target, in targets: +1 with no queue, negative above.
@@ -105,7 +109,7 @@ impl Uplink {
         let queue = match self.fell {
             None => queue,
             // Only samples sent since the fall show what it did.
-            Some((at, least)) => match median_queue(samples, fresh, at) {
+            Some((at, least)) => match low_queue(samples, fresh, at) {
                 Some(after) if after < least => {
                     self.fell = Some((at, after)); // shrinking: wait
                     return self.rate();
@@ -173,9 +177,9 @@ mod tests {
         let mut up = Uplink::new(None);
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
-        // Our queue: two of three peers see 2 s; one sees none (an old base).
+        // Our queue: every peer sees 2 s.
         let s = |queue, sent, came| sample(queue, at(sent), at(came));
-        let first = up.step(at(1), &[s(2000, 0, 1), s(2000, 0, 1), s(0, 0, 1)], LINK);
+        let first = up.step(at(1), &[s(2000, 0, 1), s(2000, 0, 1), s(2100, 0, 1)], LINK);
         assert_eq!(first, Some(LINK * 7 / 10), "by MAX_FALL at most");
         // Samples sent before the fall cannot show it: held.
         assert_eq!(up.step(at(2), &[s(2500, 0, 2)], LINK), first);
@@ -210,15 +214,18 @@ mod tests {
     }
 
     #[test]
-    fn one_peer_s_queue_is_not_ours_and_old_samples_are_dropped() {
+    fn other_peers_queues_are_not_ours_and_old_samples_are_dropped() {
         let mut up = Uplink::new(None);
         let now = Instant::now() + FRESH * 2;
-        let one_slow = [
-            sample(5000, now, now),
-            sample(0, now, now),
-            sample(10, now, now),
-        ];
-        assert_eq!(up.step(now, &one_slow, LINK), None);
+        // Six of eight peers' downlinks are busy; two see no queue: ours is
+        // short.
+        let mut busy = vec![sample(5000, now, now); 6];
+        busy.extend([sample(0, now, now), sample(10, now, now)]);
+        assert_eq!(up.step(now, &busy, LINK), None);
+        // Seven of eight see one: it is ours.
+        busy[6] = sample(4000, now, now);
+        assert_eq!(up.step(now, &busy, LINK), Some(LINK * 7 / 10));
+        let mut up = Uplink::new(None);
         let stale = [sample(5000, now, now - FRESH - ms(1))];
         assert_eq!(up.step(now, &stale, LINK), None);
     }
