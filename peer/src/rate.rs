@@ -65,9 +65,15 @@ impl RateLimiter {
 
     /// As [`RateLimiter::new`], but [`RateLimiter::set_rate`] may change it.
     pub fn adjustable(rate: Option<u64>) -> Self {
-        let limiter = RateLimiter::with_burst(1, 1);
-        limiter.set_rate(rate);
-        limiter
+        match rate {
+            // A full burst to start with, as `new` gives.
+            Some(rate) if rate > 0 => Self::with_burst(rate, default_burst(rate)),
+            _ => {
+                let limiter = RateLimiter::with_burst(1, 1);
+                limiter.set_rate(None);
+                limiter
+            }
+        }
     }
 
     /// `rate` bytes per second with an explicit burst (both at least 1).
@@ -239,6 +245,17 @@ mod tests {
         let limiter = RateLimiter::new(None);
         assert_eq!(limiter.rate(), None);
         assert!(close(timed(&limiter, u64::MAX).await, 0.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adjustable_limiter_starts_with_a_full_burst_as_a_fixed_one() {
+        let (fixed, adjustable) = (
+            RateLimiter::new(Some(1_000_000)),
+            RateLimiter::adjustable(Some(1_000_000)),
+        );
+        assert_eq!(adjustable.burst(), fixed.burst());
+        assert!(close(timed(&fixed, 100_000).await, 0.0));
+        assert!(close(timed(&adjustable, 100_000).await, 0.0));
     }
 
     #[tokio::test(start_paused = true)]
