@@ -25,8 +25,9 @@
 //! - [`listener`]: the listening socket, which hands the coordinator only
 //!   peers whose handshake is in, within [`admission`]'s limits (pure: the
 //!   handshakes in progress, connections per address);
-//! - [`torrent`]: the coordinator that ties them together, and [`events`],
-//!   the optional record of each piece's arrival for a study.
+//! - [`torrent`]: the coordinator that ties them together, [`dialer`], whom
+//!   it dials (pure: only below three fifths of its peer slots), and
+//!   [`events`], the optional record of each piece's arrival for a study.
 //!
 //! `DESIGN.md` follows a block from request to disk through these layers.
 
@@ -34,6 +35,7 @@ pub mod admission;
 pub mod buffers;
 pub mod choke;
 pub mod delay;
+pub mod dialer;
 pub mod events;
 pub mod extensions;
 pub mod fast;

@@ -9,7 +9,7 @@
 //! a few seconds) and the tracker task announces `stopped`.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
@@ -29,6 +29,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::{
     admission,
     choke::{Candidate, Choker},
+    dialer::Dialer,
     events::{self, Event, EventLog},
     extensions::Offered,
     listener::Listener,
@@ -42,11 +43,6 @@ use super::{
 
 /// Seconds between choking rounds (BEP 3 practice).
 pub const CHOKE_ROUND: Duration = Duration::from_secs(10);
-/// How long before dialling the same address again.
-pub const REDIAL_AFTER: Duration = Duration::from_secs(10);
-/// Most peer addresses kept to dial (from trackers, peer exchange and by
-/// hand): peer exchange alone could name thousands.
-pub const MAX_KNOWN_PEERS: usize = 2000;
 /// Announce attempts at start before giving up.
 const FIRST_ANNOUNCE_TRIES: u32 = 3;
 
@@ -275,10 +271,7 @@ pub async fn run(
     };
 
     let mut sessions: JoinSet<SessionEnd> = JoinSet::new();
-    let mut dialing: HashSet<SocketAddr> = HashSet::new();
-    let mut known: HashSet<SocketAddr> = HashSet::new();
-    let mut never_dial: HashSet<SocketAddr> = HashSet::new();
-    let mut last_dial: HashMap<SocketAddr, Instant> = HashMap::new();
+    let mut dialer = Dialer::default();
     let mut choker = Choker::new(settings.unchoke_slots);
     let mut uploaded_before = 0;
     let mut choke_tick = tokio::time::interval(CHOKE_ROUND);
@@ -302,11 +295,10 @@ pub async fn run(
             }
             Some(found) = peers_rx.recv() => {
                 debug!(peers = found.len(), "peers from the tracker");
-                let room = MAX_KNOWN_PEERS.saturating_sub(known.len());
-                known.extend(found.into_iter().take(room));
-                dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers);
+                dialer.learn(found);
+                dial(&shared, &mut sessions, &mut dialer, settings.max_peers);
             }
-            _ = redial_tick.tick() => dial(&shared, &mut sessions, &known, &mut dialing, &never_dial, &mut last_dial, settings.max_peers),
+            _ = redial_tick.tick() => dial(&shared, &mut sessions, &mut dialer, settings.max_peers),
             Some(ended) = sessions.join_next_with_id() => {
                 listener.ended(match &ended {
                     Ok((id, _)) => *id,
@@ -314,10 +306,7 @@ pub async fn run(
                 });
                 if let Ok((_, end)) = ended {
                     if let Some(addr) = end.dialed {
-                        dialing.remove(&addr);
-                        if end.was_ourselves {
-                            never_dial.insert(addr);
-                        }
+                        dialer.ended(addr, end.was_ourselves);
                     }
                 }
             }
@@ -467,14 +456,11 @@ async fn tracker_loop(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Dials what the dialer says is due (`dialer`: whom, and how many).
 fn dial(
     shared: &Arc<Shared>,
     sessions: &mut JoinSet<SessionEnd>,
-    known: &HashSet<SocketAddr>,
-    dialing: &mut HashSet<SocketAddr>,
-    never_dial: &HashSet<SocketAddr>,
-    last_dial: &mut HashMap<SocketAddr, Instant>,
+    dialer: &mut Dialer,
     max_peers: usize,
 ) {
     let connected: HashSet<SocketAddr> = {
@@ -486,23 +472,7 @@ fn dial(
             .chain(state.banned_addrs.iter().copied())
             .collect()
     };
-    let now = Instant::now();
-    for &addr in known {
-        if sessions.len() >= max_peers {
-            break;
-        }
-        let recent = last_dial
-            .get(&addr)
-            .is_some_and(|t| now.duration_since(*t) < REDIAL_AFTER);
-        if dialing.contains(&addr)
-            || connected.contains(&addr)
-            || never_dial.contains(&addr)
-            || recent
-        {
-            continue;
-        }
-        dialing.insert(addr);
-        last_dial.insert(addr, now);
+    for addr in dialer.due(&connected, sessions.len(), max_peers, Instant::now()) {
         let span = tracing::debug_span!("peer", %addr);
         sessions.spawn(session::outgoing(shared.clone(), addr).instrument(span));
     }

@@ -32,7 +32,8 @@ pub struct PeerOptions {
     #[arg(long, default_value_t = 6881)]
     port: u16,
     /// Most peers connected at once (connections still in their handshake
-    /// do not count).
+    /// do not count). We dial only below three fifths of it, leaving the
+    /// rest for peers that dial us.
     #[arg(long, default_value_t = 50)]
     max_peers: usize,
     /// Most connections accepted from one IP address (an IPv6 /64) at once.
