@@ -7,11 +7,15 @@
 //! pieces a peer lacks: the peers furthest behind get the new pieces, so
 //! that they have something every other peer wants and trade at full rate
 //! (ranked by rate, a seeder at N = 30 kept the same peers and a peer that
-//! fell behind got unchoked by one or two leechers at a time).
+//! fell behind got unchoked by one or two leechers at a time). Equal ranks
+//! are broken at random, so no peer is favoured for its place in our list.
 
 use std::collections::HashSet;
 
-use rand::{seq::IndexedRandom, Rng};
+use rand::{
+    seq::{IndexedRandom, SliceRandom},
+    Rng,
+};
 
 use super::picker::PeerKey;
 
@@ -46,7 +50,13 @@ impl Choker {
     /// One round: the set of peers to have unchoked.
     pub fn round<R: Rng>(&mut self, candidates: &[Candidate], rng: &mut R) -> HashSet<PeerKey> {
         let mut interested: Vec<&Candidate> = candidates.iter().filter(|c| c.interested).collect();
-        interested.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(a.key.cmp(&b.key)));
+        // Random among equals: a stable sort of a shuffled list. Ties are
+        // common (every peer that sent us nothing ranks 0), and broken by
+        // key they went to the peers connected first, in every peer of the
+        // swarm alike: at N = 100 the last to arrive were unchoked by one
+        // or two peers a round and finished last.
+        interested.shuffle(rng);
+        interested.sort_by(|a, b| b.rate.total_cmp(&a.rate));
         let regular = self.slots - 1;
         let mut unchoke: HashSet<PeerKey> =
             interested.iter().take(regular).map(|c| c.key).collect();
@@ -129,5 +139,31 @@ mod tests {
         }
         let distinct: HashSet<_> = optimistic.iter().collect();
         assert!(distinct.len() > 1, "it rotates: {optimistic:?}");
+    }
+
+    #[test]
+    fn equal_rates_are_broken_at_random_not_by_key() {
+        let all: Vec<Candidate> = (1..=20)
+            .map(|key| Candidate {
+                key,
+                interested: true,
+                rate: 0.0,
+            })
+            .collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut times = [0u32; 21];
+        for _ in 0..200 {
+            // A fresh choker each time: only the regular slots (3 of 4).
+            let mut choker = Choker::new(4);
+            for key in choker.round(&all, &mut rng) {
+                times[key as usize] += 1;
+            }
+        }
+        // 200 rounds of 4 slots over 20 equal peers: 40 each on average.
+        // By key, peers 1-3 would be chosen every time and 16-20 never.
+        assert!(
+            times[1..].iter().all(|&n| (15..=70).contains(&n)),
+            "{times:?}"
+        );
     }
 }
