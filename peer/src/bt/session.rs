@@ -514,12 +514,14 @@ impl Session {
                 self.fill_pipeline().await?;
             }
             Message::Interested => {
-                if self.shared.set_interested(self.key, true) {
-                    self.set_choke(false).await?;
+                if let Some(choke) = self.shared.set_interested(self.key, true) {
+                    self.set_choke(choke).await?;
                 }
             }
             Message::NotInterested => {
-                self.shared.set_interested(self.key, false);
+                if let Some(choke) = self.shared.set_interested(self.key, false) {
+                    self.set_choke(choke).await?;
+                }
             }
             Message::Request(block) => {
                 let have = self.shared.state().picker.have().get(block.index as usize);

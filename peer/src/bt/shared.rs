@@ -27,7 +27,7 @@ use common::{
     wire::{BlockRef, Geometry},
     InfoHash, PeerId,
 };
-use rand::{rngs::StdRng, SeedableRng};
+use rand::{rngs::StdRng, seq::IndexedRandom, SeedableRng};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -339,20 +339,43 @@ impl Shared {
     }
 
     /// The peer is interested in us (or no longer): recorded for the
-    /// choker. Returns whether to unchoke it at once, because an unchoke
-    /// slot is free, rather than wait for the next round.
-    pub fn set_interested(&self, key: PeerKey, interested: bool) -> bool {
+    /// choker. Returns the choke to send the peer at once, rather than at
+    /// the next round: `Some(false)`, unchoke, when it became interested
+    /// and an unchoke slot is free; `Some(true)`, choke, when it lost
+    /// interest while unchoked and another peer waits: its slot then goes
+    /// at once to a choked interested peer, at random (told through that
+    /// peer's command queue), so that our upload does not idle for the rest
+    /// of the round while others wait (libtorrent chokes such a peer even
+    /// when nobody waits; we leave it be then, to spare a small swarm the
+    /// choke and unchoke at every lull).
+    pub fn set_interested(&self, key: PeerKey, interested: bool) -> Option<bool> {
         let mut state = self.state();
+        let state = &mut *state;
         let unchoked = state.peers.values().filter(|p| p.unchoked).count();
-        let Some(slot) = state.peers.get_mut(&key) else {
-            return false;
-        };
+        let slot = state.peers.get_mut(&key)?;
         slot.interested = interested;
-        let free = interested && unchoked < self.unchoke_slots && !slot.unchoked;
-        if free {
-            slot.unchoked = true;
+        if interested {
+            let free = unchoked < self.unchoke_slots && !slot.unchoked;
+            slot.unchoked |= free;
+            return free.then_some(false);
         }
-        free
+        if !slot.unchoked {
+            return None;
+        }
+        let waiting: Vec<PeerKey> = state
+            .peers
+            .iter()
+            .filter(|(_, p)| p.interested && !p.unchoked)
+            .map(|(&k, _)| k)
+            .collect();
+        let next = *waiting.choose(&mut state.rng)?;
+        if let Some(next) = state.peers.get_mut(&next) {
+            next.set_unchoked(true);
+        }
+        if let Some(slot) = state.peers.get_mut(&key) {
+            slot.unchoked = false;
+        }
+        Some(true)
     }
 
     /// Stores a block from peer `key` in its piece, counts it for the

@@ -291,3 +291,45 @@ async fn blocks_carry_our_clock_and_the_echo_becomes_a_sample() {
     drop(peer);
     session.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_peer_that_loses_interest_gives_its_slot_to_one_that_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (meta, shared) = seeder(dir.path(), &payload);
+    let geometry = Geometry::of(&meta.info);
+    let quiet = std::time::Duration::from_millis(200);
+    let soon = std::time::Duration::from_secs(5);
+    // Five interested peers for the seeder's four slots.
+    let mut peers = Vec::new();
+    for id in 1..=5u8 {
+        let hello = Handshake::new(meta.info_hash, PeerId([id; 20]));
+        let (_session, theirs, _) = dial_with(&meta, &shared, hello).await;
+        let mut peer = Framed::new(theirs, MessageCodec::new(geometry));
+        assert!(matches!(next(&mut peer).await, Message::Bitfield(_)));
+        peer.send(Message::Interested).await.unwrap();
+        if id <= 4 {
+            assert_eq!(next(&mut peer).await, Message::Unchoke, "a free slot");
+        }
+        if id == 4 {
+            // Nobody waits yet: losing interest changes nothing.
+            peer.send(Message::NotInterested).await.unwrap();
+            let nothing = tokio::time::timeout(quiet, next(&mut peer)).await;
+            assert!(nothing.is_err(), "no choke while nobody waits: {nothing:?}");
+            peer.send(Message::Interested).await.unwrap();
+        }
+        peers.push(peer);
+    }
+    // The fifth waits for a slot.
+    let waited = tokio::time::timeout(quiet, next(&mut peers[4])).await;
+    assert!(waited.is_err(), "no slot for the fifth yet: {waited:?}");
+    // The first loses interest: it is choked, and the fifth unchoked at
+    // once, not at the next round.
+    peers[0].send(Message::NotInterested).await.unwrap();
+    let first = tokio::time::timeout(soon, next(&mut peers[0])).await;
+    assert_eq!(first.ok(), Some(Message::Choke));
+    let fifth = tokio::time::timeout(soon, next(&mut peers[4])).await;
+    assert_eq!(fifth.ok(), Some(Message::Unchoke));
+    let unchoked = shared.state().peers.values().filter(|p| p.unchoked).count();
+    assert_eq!(unchoked, 4);
+}
