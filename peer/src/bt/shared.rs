@@ -347,7 +347,7 @@ impl Shared {
     /// peer's command queue), so that our upload does not idle for the rest
     /// of the round while others wait (libtorrent chokes such a peer even
     /// when nobody waits; we leave it be then, to spare a small swarm the
-    /// choke and unchoke at every lull).
+    /// choke and unchoke at every lull). Not while super-seeding (below).
     pub fn set_interested(&self, key: PeerKey, interested: bool) -> Option<bool> {
         let mut state = self.state();
         let state = &mut *state;
@@ -359,7 +359,10 @@ impl Shared {
             slot.unchoked |= free;
             return free.then_some(false);
         }
-        if !slot.unchoked {
+        // A super-seeder's peer loses interest whenever it has all it was
+        // offered, until our next offer (sent on its `have`) a round trip
+        // later: choked, it would lose its open offers to other peers.
+        if !slot.unchoked || state.offers.is_some() {
             return None;
         }
         let waiting: Vec<PeerKey> = state

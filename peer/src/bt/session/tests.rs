@@ -25,6 +25,10 @@ const PIECE: u64 = 32 * 1024;
 
 /// A seeder's shared state for `payload`, written under `dir`.
 fn seeder(dir: &std::path::Path, payload: &[u8]) -> (Metainfo, Arc<Shared>) {
+    seeder_with(dir, payload, false)
+}
+
+fn seeder_with(dir: &std::path::Path, payload: &[u8], super_seed: bool) -> (Metainfo, Arc<Shared>) {
     let file = dir.join("payload.bin");
     std::fs::write(&file, payload).unwrap();
     let options = CreateOptions {
@@ -47,7 +51,7 @@ fn seeder(dir: &std::path::Path, payload: &[u8]) -> (Metainfo, Arc<Shared>) {
         download_rate: None,
         max_peers: 8,
         unchoke_slots: 4,
-        super_seed: false,
+        super_seed,
         events: None,
     };
     let offered = Offered {
@@ -332,4 +336,45 @@ async fn a_peer_that_loses_interest_gives_its_slot_to_one_that_waits() {
     assert_eq!(fifth.ok(), Some(Message::Unchoke));
     let unchoked = shared.state().peers.values().filter(|p| p.unchoked).count();
     assert_eq!(unchoked, 4);
+}
+
+/// The first choke or unchoke the peer is sent within `wait`, skipping
+/// other messages (a super-seeder's `have`s).
+async fn choke_within(
+    peer: &mut Framed<DuplexStream, MessageCodec>,
+    wait: std::time::Duration,
+) -> Option<Message> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, next(peer)).await {
+            Err(_) => return None,
+            Ok(m @ (Message::Choke | Message::Unchoke)) => return Some(m),
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_super_seeders_peer_keeps_its_slot_between_offers() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (meta, shared) = seeder_with(dir.path(), &payload, true);
+    let geometry = Geometry::of(&meta.info);
+    let mut peers = Vec::new();
+    for id in 1..=5u8 {
+        let hello = Handshake::new(meta.info_hash, PeerId([id; 20]));
+        let (_session, theirs, _) = dial_with(&meta, &shared, hello).await;
+        let mut peer = Framed::new(theirs, MessageCodec::new(geometry));
+        peer.send(Message::Interested).await.unwrap();
+        let wait = std::time::Duration::from_secs(if id <= 4 { 5 } else { 0 });
+        let got = choke_within(&mut peer, wait).await;
+        assert_eq!(got, (id <= 4).then_some(Message::Unchoke), "peer {id}");
+        peers.push(peer);
+    }
+    // The first has what it was offered and loses interest; the fifth
+    // waits, but the first keeps its slot: no choke, no unchoke.
+    peers[0].send(Message::NotInterested).await.unwrap();
+    let quiet = std::time::Duration::from_millis(300);
+    assert_eq!(choke_within(&mut peers[0], quiet).await, None);
+    assert_eq!(choke_within(&mut peers[4], quiet).await, None);
 }
