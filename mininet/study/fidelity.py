@@ -11,8 +11,12 @@ a trial (a thread; no child process); `idle_shares` turns consecutive
 samples into each second's idle share (idle + iowait over all time), and
 `summarize` gives what the tables and summary.json record per run: the
 lowest second, how many seconds fell below the threshold out of how many,
-and whether the run met the criterion.
+and whether the run met the criterion. `write_series` keeps each second's
+share beside the trial's logs (`cpu-idle.csv`), so that a reader can see
+when in a run the machine was busy.
 """
+
+import time
 
 import threading
 from typing import List, Optional, Tuple
@@ -93,6 +97,7 @@ class Sampler:
         self.period = period
         self.read = read
         self.samples: List[Tuple[int, int]] = []
+        self.times: List[float] = []  # time.monotonic() of each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-idle", daemon=True)
 
@@ -101,6 +106,7 @@ class Sampler:
             sample = self.read()
             if sample is not None:
                 self.samples.append(sample)
+                self.times.append(time.monotonic())
             if self._stop.wait(self.period):
                 break
 
@@ -115,4 +121,23 @@ class Sampler:
         last = self.read()
         if last is not None:
             self.samples.append(last)
+            self.times.append(time.monotonic())
         return summarize(idle_shares(self.samples))
+
+    def series(self) -> List[Tuple[float, float]]:
+        """(seconds since the first sample, idle share of the interval
+        ending then) for each interval `idle_shares` keeps."""
+        out = []
+        for i in range(1, len(self.samples)):
+            share = idle_shares(self.samples[i - 1:i + 1])
+            if share:
+                out.append((self.times[i] - self.times[0], share[0]))
+        return out
+
+
+def write_series(path: str, series: List[Tuple[float, float]]) -> None:
+    """Writes `Sampler.series` as CSV: seconds, idle share."""
+    with open(path, "w") as out:
+        out.write("seconds,idle\n")
+        for at, share in series:
+            out.write(f"{at:.1f},{share:.3f}\n")

@@ -182,6 +182,10 @@ def run_trial(env, cfg, files: Files, mode: str, n: int, run: int, registry: Reg
                 remote.remove(scratch)
     finally:
         cpu = fidelity.combine([sampler.stop() for sampler in samplers])
+        try:
+            fidelity.write_series(os.path.join(log_dir, "cpu-idle.csv"), samplers[0].series())
+        except OSError:
+            pass  # only a diagnostic: the summary above is what the tables use
     result.cpu = cpu
     if cfg.links:
         for host, cls in zip(result.hosts, cfg.hosts(n)):

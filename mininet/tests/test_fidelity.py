@@ -47,6 +47,14 @@ class IdleShares(unittest.TestCase):
         self.assertEqual(summary["cpu_seconds_below"], 1)
         self.assertAlmostEqual(summary["cpu_idle_min"], 0.1)
         self.assertFalse(summary["fidelity_met"])
+        series = sampler.series()
+        self.assertEqual([round(share, 2) for _, share in series], [0.5, 0.1, 1.0])
+        self.assertEqual([at for at, _ in series], sorted(at for at, _ in series))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "cpu-idle.csv")
+            fidelity.write_series(path, series)
+            with open(path) as written:
+                self.assertEqual(written.read().splitlines()[0:2], ["seconds,idle", f"{series[0][0]:.1f},0.500"])
 
 
 def trial(run, cpu):
