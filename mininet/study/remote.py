@@ -312,7 +312,7 @@ class StreamSampler:
 
     def __init__(self, argv: List[str]):
         self.argv = argv
-        self.samples: List[Tuple[int, int]] = []
+        self.samples: List[fidelity.Counters] = []
         self.proc = None
         self.thread = None
 
@@ -334,4 +334,4 @@ class StreamSampler:
         self.proc.kill()
         self.proc.wait(timeout=10)
         self.thread.join(timeout=10)
-        return fidelity.summarize(fidelity.idle_shares(self.samples))
+        return fidelity.summarize_samples(self.samples)

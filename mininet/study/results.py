@@ -22,11 +22,13 @@ HOST_COLUMNS = [
 ]
 RUN_COLUMNS = [
     "environment", "mode", "n", "run", "overall_seconds", "bound_seconds", "ratio", "server_bytes",
-    "complete", "verified", "cpu_idle_min", "cpu_seconds_below", "cpu_seconds", "fidelity_met", "error",
+    "complete", "verified", "cpu_idle_min", "cpu_seconds_below", "cpu_seconds", "fidelity_met", "cpu_steal_max",
+    "error",
 ]
 _INTS = {"n", "run", "bytes", "peers", "uploaded", "downloaded", "hash_failures", "exit_code", "server_bytes",
          "cpu_seconds_below", "cpu_seconds"}
-_FLOATS = {"seconds", "own_seconds", "start_offset", "overall_seconds", "bound_seconds", "ratio", "cpu_idle_min"}
+_FLOATS = {"seconds", "own_seconds", "start_offset", "overall_seconds", "bound_seconds", "ratio", "cpu_idle_min",
+           "cpu_steal_max"}
 _BOOLS = {"completed", "verified", "complete", "fidelity_met"}
 MODE_NAMES = {"cs": "client-server", "p2p": "peer-to-peer"}
 
@@ -53,6 +55,7 @@ def run_row(environment: str, trial) -> dict:
         "server_bytes": trial.server_bytes, "complete": trial.complete, "verified": trial.verified,
         "cpu_idle_min": trial.cpu.get("cpu_idle_min"), "cpu_seconds_below": trial.cpu.get("cpu_seconds_below"),
         "cpu_seconds": trial.cpu.get("cpu_seconds"), "fidelity_met": trial.cpu.get("fidelity_met"),
+        "cpu_steal_max": trial.cpu.get("cpu_steal_max"),
         "error": trial.error or "; ".join(f"{h.host}: {h.error}" for h in trial.hosts if h.error),
     }
 
@@ -100,6 +103,7 @@ def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bit
             median = statistics.median(times) if times else None
             checked = [r for r in rows if r.get("fidelity_met") is not None]
             idle = [r["cpu_idle_min"] for r in checked if r.get("cpu_idle_min") is not None]
+            stolen = [r["cpu_steal_max"] for r in checked if r.get("cpu_steal_max") is not None]
             records.append({
                 "mode": mode, "n": n, "runs": len(rows), "complete_runs": len(times),
                 "times_seconds": times,
@@ -116,6 +120,8 @@ def summarize(run_rows: List[dict], modes: List[str], peers: List[int], file_bit
                 "fidelity_runs_checked": len(checked),
                 "fidelity_met": all(r["fidelity_met"] for r in checked) if checked else None,
                 "cpu_idle_min": min(idle) if idle else None,
+                # the most stolen second (fidelity.py), where it was recorded
+                **({"cpu_steal_max": max(stolen)} if stolen else {}),
             })
     return records
 
@@ -170,8 +176,9 @@ def _fidelity_cell(records: List[dict]) -> str:
 
 
 def fidelity_table(run_rows: List[dict]) -> str:
-    """Per run: the lowest second's CPU idle, the seconds below 35%, and the verdict."""
-    header = ["mode", "N", "run", "lowest idle (%)", "seconds below 35%", "met"]
+    """Per run: the lowest second's CPU idle, the seconds below 35%, the
+    verdict, and the most stolen second (a virtual machine's host's share)."""
+    header = ["mode", "N", "run", "lowest idle (%)", "seconds below 35%", "met", "most stolen (%)"]
     body = []
     for r in run_rows:
         met = r.get("fidelity_met")
@@ -180,8 +187,9 @@ def fidelity_table(run_rows: List[dict]) -> str:
         body.append([MODE_NAMES.get(r["mode"], r["mode"]), str(r["n"]), str(r["run"]),
                      _f(idle * 100, 0) if idle is not None else "—",
                      f"{below} of {seconds}" if seconds else "—",
-                     "—" if met is None else ("yes" if met else "**no**")])
-    return _table(header, body, ["---", "---:", "---:", "---:", "---:", "---"])
+                     "—" if met is None else ("yes" if met else "**no**"),
+                     _f(r["cpu_steal_max"] * 100, 0) if r.get("cpu_steal_max") is not None else "—"])
+    return _table(header, body, ["---", "---:", "---:", "---:", "---:", "---", "---:"])
 
 
 def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float, own: bool = False) -> str:
@@ -272,6 +280,8 @@ def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict],
     if run_rows and any(r.get("fidelity_met") is not None for r in run_rows):
         parts += ["## Machine fidelity", "", "The machine's CPU idle, sampled every second of each run (/proc/stat, all "
                   "cores). Mininet-HiFi's criterion: at least 35% idle in every second. A run that missed it may have "
-                  "waited for the CPU rather than the links, so its times are an upper bound on the network's.", "",
+                  "waited for the CPU rather than the links, so its times are an upper bound on the network's. "
+                  "*Most stolen*: the largest share of a second the virtual machine's host gave another guest "
+                  "(steal, counted as not idle).", "",
                   fidelity_table(run_rows), ""]
     return "\n".join(parts)

@@ -150,12 +150,15 @@ class CpuOverServers(unittest.TestCase):
         met = fidelity.summarize([0.5, 0.6])
         missed = fidelity.summarize([0.5, 0.2, 0.1])
         combined = fidelity.combine([met, missed])
-        self.assertEqual(combined, {"cpu_idle_min": 0.1, "cpu_seconds_below": 2, "cpu_seconds": 3, "fidelity_met": False})
+        self.assertEqual(combined, {"cpu_idle_min": 0.1, "cpu_seconds_below": 2, "cpu_seconds": 3, "fidelity_met": False,
+                                    "cpu_steal_max": None})
+        stolen = fidelity.combine([fidelity.summarize([0.5], steal=[0.3]), fidelity.summarize([0.4], steal=[0.1])])
+        self.assertEqual(stolen["cpu_steal_max"], 0.3)
         self.assertTrue(fidelity.combine([met, met])["fidelity_met"])
         self.assertIsNone(fidelity.combine([fidelity.summarize([])])["fidelity_met"])
 
     def test_proc_stat_lines_from_another_server(self):
-        self.assertEqual(fidelity.parse_counters("cpu  10 0 5 80 5 0 0 0 0 0\n"), (85, 100))
+        self.assertEqual(fidelity.parse_counters("cpu  10 0 5 80 5 0 0 2 0 0\n"), (85, 102, 2))
         for line in ("", "cpu0 1 2 3 4", "cpu a b c", "intr 5"):
             self.assertIsNone(fidelity.parse_counters(line), line)
 
