@@ -175,21 +175,35 @@ def _fidelity_cell(records: List[dict]) -> str:
     return f"{met}/{checked}" if checked else "—"
 
 
+def _steal_recorded(run_rows: List[dict]) -> bool:
+    """Whether any run recorded steal (studies before it did not)."""
+    return any(r.get("cpu_steal_max") is not None for r in run_rows)
+
+
 def fidelity_table(run_rows: List[dict]) -> str:
     """Per run: the lowest second's CPU idle, the seconds below 35%, the
-    verdict, and the most stolen second (a virtual machine's host's share)."""
-    header = ["mode", "N", "run", "lowest idle (%)", "seconds below 35%", "met", "most stolen (%)"]
+    verdict, and, where recorded, the most stolen second (a virtual
+    machine's host's share)."""
+    stolen = _steal_recorded(run_rows)
+    header = ["mode", "N", "run", "lowest idle (%)", "seconds below 35%", "met"]
+    align = ["---", "---:", "---:", "---:", "---:", "---"]
+    if stolen:
+        header.append("most stolen (%)")
+        align.append("---:")
     body = []
     for r in run_rows:
         met = r.get("fidelity_met")
         idle = r.get("cpu_idle_min")
         below, seconds = r.get("cpu_seconds_below"), r.get("cpu_seconds")
-        body.append([MODE_NAMES.get(r["mode"], r["mode"]), str(r["n"]), str(r["run"]),
-                     _f(idle * 100, 0) if idle is not None else "—",
-                     f"{below} of {seconds}" if seconds else "—",
-                     "—" if met is None else ("yes" if met else "**no**"),
-                     _f(r["cpu_steal_max"] * 100, 0) if r.get("cpu_steal_max") is not None else "—"])
-    return _table(header, body, ["---", "---:", "---:", "---:", "---:", "---", "---:"])
+        row = [MODE_NAMES.get(r["mode"], r["mode"]), str(r["n"]), str(r["run"]),
+               _f(idle * 100, 0) if idle is not None else "—",
+               f"{below} of {seconds}" if seconds else "—",
+               "—" if met is None else ("yes" if met else "**no**")]
+        if stolen:
+            steal = r.get("cpu_steal_max")
+            row.append(_f(steal * 100, 0) if steal is not None else "—")
+        body.append(row)
+    return _table(header, body, align)
 
 
 def per_host_table(host_rows: List[dict], mode: str, n: int, file_bits: float, own: bool = False) -> str:
@@ -280,8 +294,8 @@ def markdown(title_lines: List[str], host_rows: List[dict], records: List[dict],
     if run_rows and any(r.get("fidelity_met") is not None for r in run_rows):
         parts += ["## Machine fidelity", "", "The machine's CPU idle, sampled every second of each run (/proc/stat, all "
                   "cores). Mininet-HiFi's criterion: at least 35% idle in every second. A run that missed it may have "
-                  "waited for the CPU rather than the links, so its times are an upper bound on the network's. "
-                  "*Most stolen*: the largest share of a second the virtual machine's host gave another guest "
-                  "(steal, counted as not idle).", "",
+                  "waited for the CPU rather than the links, so its times are an upper bound on the network's."
+                  + (" *Most stolen*: the largest share of a second the virtual machine's host gave another guest "
+                     "(steal, counted as not idle)." if _steal_recorded(run_rows) else ""), "",
                   fidelity_table(run_rows), ""]
     return "\n".join(parts)

@@ -105,6 +105,15 @@ class Reported(unittest.TestCase):
         self.assertIn("| peer-to-peer | 1 | 3 | — | — | — | — |", table)
         self.assertIn("## Machine fidelity", results.markdown([], [], records, 8.0, self.rows))
 
+    def test_runs_from_before_the_steal_column_keep_their_table(self):
+        rows = [dict(r, cpu_steal_max=None) for r in self.rows]
+        table = results.fidelity_table(rows)
+        self.assertNotIn("most stolen", table)
+        self.assertIn("| peer-to-peer | 1 | 2 | 10 | 2 of 3 | **no** |\n", table + "\n")
+        records = results.summarize(rows, ["p2p"], [1], 8.0, 1.0)
+        self.assertNotIn("Most stolen", results.markdown([], [], records, 8.0, rows))
+        self.assertNotIn("cpu_steal_max", records[0])
+
 
 if __name__ == "__main__":
     unittest.main()
