@@ -83,18 +83,33 @@ async fn a_hundred_nodes_fill_their_tables_and_find_an_announced_peer() {
     assert!(announced >= 1, "the announce reached nodes");
     let expected: SocketAddr = "127.0.0.1:4242".parse().unwrap();
     let mut queries = Vec::new();
+    let mut missed = Vec::new();
     for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != announcer) {
-        let (peers, count, _) = lookup(node, hash, None).await;
-        assert!(peers.contains(&expected), "node {i} found {peers:?}");
+        let (mut peers, count, _) = lookup(node, hash, None).await;
+        if !peers.contains(&expected) {
+            // A search that comes back empty is searched again later, as
+            // the swarm does (`dht::swarm`); on a loaded machine a reply
+            // can miss its 3 s timeout. A second empty search is a failure,
+            // and so are more than a few first misses.
+            missed.push(i);
+            sleep(Duration::from_secs(1)).await;
+            peers = lookup(node, hash, None).await.0;
+            assert!(peers.contains(&expected), "node {i} found {peers:?} twice");
+        }
         queries.push(count);
     }
     queries.sort();
     println!(
-        "get_peers from {} nodes: queries per lookup median {}, worst {}, best {}",
+        "announce sent to {announced} nodes; get_peers from {} nodes: queries per lookup median {}, worst {}, best {}; \
+         found only on the second search: {missed:?}",
         queries.len(),
         queries[queries.len() / 2],
         queries[queries.len() - 1],
         queries[0]
+    );
+    assert!(
+        missed.len() <= 2,
+        "first searches that found nothing: {missed:?}"
     );
     assert!(queries[queries.len() - 1] <= 64, "{queries:?}");
     stop.cancel();
