@@ -8,7 +8,10 @@
 //! - `{"event":"piece","piece":i,"from":[peer ids]}`: piece `i` verified,
 //!   with every peer that sent one of its blocks;
 //! - `{"event":"offer","piece":i,"to":id}`: a super-seeder told `to` of `i`;
-//! - `{"event":"unchoke","to":id}` and `{"event":"choke","to":id}`.
+//! - `{"event":"unchoke","to":id}` and `{"event":"choke","to":id}`;
+//! - `{"event":"requests","from":id,"blocks":n,"mean_ms":…,"max_ms":…,"in_flight":k}`:
+//!   every 5 s per peer that sent us blocks, how long our requests to it
+//!   waited for them (`peer_state::Waits`).
 //!
 //! Writing is buffered and never blocks the engine's lock: callers gather
 //! what they need, release the lock, then record. A write error is logged
@@ -49,6 +52,13 @@ pub enum Event {
     },
     Choke {
         to: String,
+    },
+    Requests {
+        from: String,
+        blocks: u32,
+        mean_ms: f64,
+        max_ms: f64,
+        in_flight: usize,
     },
 }
 

@@ -1,11 +1,12 @@
 //! One peer's protocol state, with no I/O: who chokes whom, whether we are
 //! interested, which of our requests are in flight, what the peer has, how
-//! fast its blocks arrive, and when its silence ends the connection.
+//! fast its blocks arrive, how long they keep us waiting, and when its
+//! silence ends the connection.
 //!
 //! The session (`session`) reads messages and sends what these methods
 //! decide; time is passed in, so every rule is tested here without a socket.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use common::{
     bitfield::Bitfield,
@@ -26,6 +27,21 @@ pub const MIN_PIPELINE: usize = 32;
 /// peer, the seeder among them, had nothing left to send).
 pub const FEWEST_REQUESTS: usize = 4;
 pub const MAX_PIPELINE: usize = 250;
+/// How often the waits of our requests are reported (`--events`).
+pub const WAITS_EVERY: Duration = Duration::from_secs(5);
+
+/// How long our requests to one peer waited for their blocks, over one
+/// [`WAITS_EVERY`] window: the time a request spends in both sides' queues
+/// and the peer's, which caps what a pipeline of a given depth carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// Blocks that arrived in the window.
+    pub blocks: u32,
+    pub mean: Duration,
+    pub max: Duration,
+    /// Requests still in flight at the end of the window.
+    pub in_flight: usize,
+}
 
 /// The protocol state of one connection.
 #[derive(Debug)]
@@ -38,8 +54,8 @@ pub struct PeerState {
     pub am_interested: bool,
     /// We choke the peer (its requests are not served).
     pub we_choke: bool,
-    /// Our requests in flight.
-    outstanding: HashSet<BlockRef>,
+    /// Our requests in flight, with when each was asked.
+    outstanding: HashMap<BlockRef, Instant>,
     got_first_message: bool,
     last_received: Instant,
     last_block: Instant,
@@ -50,6 +66,9 @@ pub struct PeerState {
     rate: u64,
     /// A full one-second window has passed since the first block.
     measured: bool,
+    /// Waits of the blocks that arrived since `waits_since`: sum, count, most.
+    waits: (Duration, u32, Duration),
+    waits_since: Instant,
 }
 
 impl PeerState {
@@ -61,7 +80,7 @@ impl PeerState {
             peer_choking: true,
             am_interested: false,
             we_choke: true,
-            outstanding: HashSet::new(),
+            outstanding: HashMap::new(),
             got_first_message: false,
             last_received: now,
             last_block: now,
@@ -69,6 +88,8 @@ impl PeerState {
             window_bytes: 0,
             rate: 0,
             measured: false,
+            waits: (Duration::ZERO, 0, Duration::ZERO),
+            waits_since: now,
         }
     }
 
@@ -134,7 +155,8 @@ impl PeerState {
         if self.outstanding.is_empty() && !blocks.is_empty() {
             self.last_block = now;
         }
-        self.outstanding.extend(blocks.iter().copied());
+        self.outstanding
+            .extend(blocks.iter().map(|&block| (block, now)));
     }
 
     /// The peer choked us: our requests in flight will not be served.
@@ -159,13 +181,37 @@ impl PeerState {
         }
         self.window_bytes += u64::from(block.length);
         self.rate = self.rate.max(self.window_bytes);
-        self.outstanding.remove(&block)
+        let Some(asked) = self.outstanding.remove(&block) else {
+            return false;
+        };
+        let waited = now.saturating_duration_since(asked);
+        self.waits.0 += waited;
+        self.waits.1 += 1;
+        self.waits.2 = self.waits.2.max(waited);
+        true
+    }
+
+    /// Once a [`WAITS_EVERY`], how long the blocks that arrived since the
+    /// last report waited (`None` in between, or when none arrived).
+    pub fn take_waits(&mut self, now: Instant) -> Option<Waits> {
+        if now.saturating_duration_since(self.waits_since) < WAITS_EVERY {
+            return None;
+        }
+        let (sum, blocks, max) =
+            std::mem::replace(&mut self.waits, (Duration::ZERO, 0, Duration::ZERO));
+        self.waits_since = now;
+        (blocks > 0).then(|| Waits {
+            blocks,
+            mean: sum / blocks,
+            max,
+            in_flight: self.outstanding.len(),
+        })
     }
 
     /// A request of ours is off (cancelled by us or rejected by the peer);
     /// `false` if it was not in flight.
     pub fn forget(&mut self, block: &BlockRef) -> bool {
-        self.outstanding.remove(block)
+        self.outstanding.remove(block).is_some()
     }
 
     /// The peer has piece `index` (a `have`); `false` if that is no news or
@@ -274,6 +320,42 @@ mod tests {
         assert_eq!(state.requests_wanted(), MIN_PIPELINE);
         state.block_arrived(block(1), start + Duration::from_millis(1200));
         assert_eq!(state.requests_wanted(), FEWEST_REQUESTS);
+    }
+
+    #[test]
+    fn the_waits_of_requests_are_reported_once_a_window() {
+        let start = Instant::now();
+        let mut state = PeerState::new(8, start);
+        state.set_interest(true);
+        state.unchoked();
+        state.requested(&blocks(3), start);
+        let ms = Duration::from_millis;
+        assert!(state.block_arrived(block(0), start + ms(200)));
+        assert!(state.block_arrived(block(1), start + ms(600)));
+        assert!(
+            !state.block_arrived(block(7), start + ms(700)),
+            "never asked"
+        );
+        assert_eq!(
+            state.take_waits(start + ms(4000)),
+            None,
+            "not a full window yet"
+        );
+        let waits = state
+            .take_waits(start + WAITS_EVERY)
+            .expect("a window with blocks");
+        assert_eq!(
+            waits,
+            Waits {
+                blocks: 2,
+                mean: ms(400),
+                max: ms(600),
+                in_flight: 1,
+            }
+        );
+        // A forgotten request is not a wait; a window without blocks says nothing.
+        assert!(state.forget(&block(2)));
+        assert_eq!(state.take_waits(start + WAITS_EVERY * 2), None);
     }
 
     #[test]

@@ -566,7 +566,17 @@ impl Session {
                     begin,
                     length: data.len() as u32,
                 };
-                self.peer.block_arrived(block, Instant::now());
+                let now = Instant::now();
+                self.peer.block_arrived(block, now);
+                if let Some(waits) = self.peer.take_waits(now) {
+                    self.shared.record_for(self.key, |from| Event::Requests {
+                        from,
+                        blocks: waits.blocks,
+                        mean_ms: waits.mean.as_secs_f64() * 1e3,
+                        max_ms: waits.max.as_secs_f64() * 1e3,
+                        in_flight: waits.in_flight,
+                    });
+                }
                 self.shared.download_limit.acquire(data.len() as u64).await;
                 self.shared
                     .downloaded
