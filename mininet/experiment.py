@@ -119,6 +119,11 @@ def machine_info() -> dict:
     except OSError:
         pass
     try:
+        with open("/proc/sys/net/ipv4/tcp_congestion_control") as cc:
+            info["tcp congestion control"] = cc.read().strip() + " (this machine's default; --tcp sets the hosts')"
+    except OSError:
+        pass
+    try:
         with open("/etc/debian_version") as deb:
             info["debian"] = deb.read().strip()
     except OSError:

@@ -21,6 +21,7 @@ PRESETS = {
 }
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)(i?B?)?\s*$", re.IGNORECASE)
+_TCP = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)?\s*$")
 
 
@@ -66,6 +67,22 @@ def parse_modes(text: str) -> List[str]:
     return [m for m in MODES if m in modes]
 
 
+def parse_tcp(text: Optional[str], environment: str) -> str:
+    """The emulated hosts' TCP congestion control: a kernel module's name
+    (`cubic`, `reno`, `bbr`), or `system` for whatever this machine uses.
+    Mininet's default is cubic, Linux's own default, so that hosts behave as
+    most end hosts do whatever the emulating machine was set to; on one
+    machine every peer shares the machine's stack, so only `system`."""
+    if text is None:
+        return "cubic" if environment == "mininet" else "system"
+    name = str(text).strip().lower()
+    if not _TCP.match(name):
+        raise ValueError(f"bad --tcp {text!r}: expected a congestion control's name (cubic, reno, bbr) or system")
+    if environment == "local" and name != "system":
+        raise ValueError("--tcp needs Mininet: on one machine every peer shares this machine's TCP (--tcp system)")
+    return name
+
+
 def parse_delay(text: Optional[str]) -> Optional[str]:
     """`5ms`, `0.5ms`, `200us`, `5` (ms); `0` or empty means none."""
     if text is None or str(text).strip() in ("", "0", "0ms"):
@@ -107,6 +124,7 @@ class Config:
     cluster: Optional[List[str]] = None  # Mininet Cluster Edition: the servers, this machine first
     seeder_server: Optional[str] = None  # where h0 runs (default: the first server)
     trunk_bw: Optional[float] = None  # Mbit/s of each trunk between servers (None: unshaped)
+    tcp: str = "system"  # TCP congestion control in the emulated hosts, or "system": the machine's own
 
     @property
     def file_bits(self) -> float:
@@ -170,6 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trunk-bw", type=float,
                         help="--cluster: shape each trunk between servers to this many Mbit/s and count it in the "
                              "bound (default: unshaped)")
+    parser.add_argument("--tcp", metavar="NAME",
+                        help="TCP congestion control in every emulated host (Mininet): cubic (default, Linux's "
+                             "default), reno, bbr, ..., or system: this machine's own")
     parser.add_argument("--links", help="host link classes COUNTxUP/DOWN, e.g. 15x1/16mbit,15x4/32mbit "
                                         "(N is then their total; the server keeps --bw)")
 
@@ -228,4 +249,5 @@ def from_arguments(args: argparse.Namespace, environment: str) -> Config:
         cluster=servers,
         seeder_server=(seeder_server or servers[0]) if servers else None,
         trunk_bw=trunk_bw,
+        tcp=parse_tcp(getattr(args, "tcp", None), environment),
     )

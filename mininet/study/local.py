@@ -18,6 +18,7 @@ import urllib.request
 from typing import List, Optional
 
 from .links import rate_flag as link_rate_flag
+from .net import tcp_note
 from .trial import LocalFiles
 
 
@@ -94,7 +95,7 @@ class LocalEnvironment:
         classes = cfg.hosts(max_n)
         self.limits = RateLimits(cfg.rate_flag, {h.name: c for h, c in zip(self.clients, classes)})
         links = f"at {cfg.rate_flag}" if not cfg.links else f"server at {cfg.rate_flag}, hosts {cfg.links} (upload/download)"
-        self.notes = [f"every host a process on 127.0.0.1; links emulated by peer's rate limits {links}"]
+        self.notes = [f"every host a process on 127.0.0.1; links emulated by peer's rate limits {links}", tcp_note(cfg.tcp)]
 
     def close(self) -> None:
         pass

@@ -159,6 +159,18 @@ class Config(unittest.TestCase):
         with self.assertRaises(ValueError):
             config.parse_delay("5 parsecs")
 
+    def test_tcp(self):
+        # Mininet's hosts run Linux's default unless told; one machine can only share its own.
+        self.assertEqual(config.parse_tcp(None, "mininet"), "cubic")
+        self.assertEqual(config.parse_tcp(None, "local"), "system")
+        self.assertEqual(config.parse_tcp(" BBR ", "mininet"), "bbr")
+        self.assertEqual(config.parse_tcp("system", "local"), "system")
+        with self.assertRaises(ValueError):
+            config.parse_tcp("cubic", "local")
+        for bad in ("", "cubic; reboot", "$(id)", "a" * 17, "-x"):
+            with self.assertRaises(ValueError):
+                config.parse_tcp(bad, "mininet")
+
     def test_presets_and_overrides(self):
         import argparse
 
@@ -170,6 +182,8 @@ class Config(unittest.TestCase):
         self.assertEqual((quick.size, quick.peers, quick.runs), (16 * MIB, [1, 3], 2))
         self.assertEqual(quick.rate_flag, "100mbit")
         self.assertAlmostEqual(quick.rate_bits, 1e8)
+        self.assertEqual((lab.tcp, quick.tcp), ("system", "cubic"))
+        self.assertEqual(config.from_arguments(parser.parse_args(["--tcp", "reno"]), "mininet").tcp, "reno")
 
     def test_rate_flag_for_fractional_rates(self):
         cfg = config.Config("local", MIB, [1], 1, 2.5, ["cs"])
