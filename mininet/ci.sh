@@ -104,6 +104,14 @@ start=$(date +%s)
 $sudo $py mininet/experiment.py --preset quick --bin "$bin" --out "$net_out"
 result "quick preset in Mininet ($(($(date +%s) - start)) s)" $?
 tally "study.check mininet" bash -c "cd mininet && $py -m study.check --claims '$net_out'"
+tally "hosts' TCP congestion control" $py - "$net_out" <<'PY'
+import json, sys
+summary = json.load(open(f"{sys.argv[1]}/summary.json"))
+# --tcp's default: every host set to cubic and read back (net.set_tcp), whatever this machine runs.
+cc, notes = summary["config"].get("tcp"), summary["notes"]
+ok = cc == "cubic" and any(n.startswith("TCP congestion control in every host: cubic") for n in notes)
+print(("ok  " if ok else "FAIL") + f" Mininet hosts ran TCP {cc}; notes: {[n for n in notes if 'TCP' in n]}")
+PY
 
 # The same quick preset over two servers (Mininet Cluster Edition; issue 18): this machine and a namespace
 # with its own sshd. Every copy verified, ratios within 20% of the run above, a second cluster study

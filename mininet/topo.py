@@ -39,6 +39,7 @@ def parse_args(argv):
     parser.add_argument("--loss", type=float, default=0.0, help="loss on each link, percent (needs netem)")
     parser.add_argument("--cpu", type=float, help="CPU share per host (CPULimitedHost), e.g. 0.15")
     parser.add_argument("--switch", choices=["auto", "ovs", "lxbr"], default="auto")
+    parser.add_argument("--tcp", help="TCP congestion control in every host: cubic (default), reno, bbr, ... or system")
     parser.add_argument("--cli", action="store_true", help="start the servers on h0 and drop into the Mininet CLI")
     parser.add_argument("--size", default="100M", help="--cli: size of the seed file served (default 100M)")
     parser.add_argument("--bin", default=os.path.join(REPO, "target", "release"))
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
     for line in net.feature_report(features):
         print("  " + line)
     delay, loss = config.parse_delay(args.delay), args.loss
+    tcp = config.parse_tcp(args.tcp, "mininet")
     if (delay or loss) and not features["netem"][0]:
         print(f"*** no netem qdisc in this kernel: going on WITHOUT delay {delay or 0} and loss {loss}%")
         delay, loss = None, 0.0
@@ -99,6 +101,9 @@ def main(argv=None) -> int:
         network = net.build(args.peers, args.bw, delay, loss, args.cpu, args.switch)
         print(f"*** switch: {network.switch_name}")
         problems = net.check_links(network, args.peers, args.bw)
+        if tcp != "system":
+            problems += net.set_tcp([network.get(f"h{i}") for i in range(args.peers + 1)], tcp)
+        print(f"*** {net.tcp_note(tcp)}")
         for problem in problems:
             print(f"*** PROBLEM: {problem}")
         h0 = network.get("h0")

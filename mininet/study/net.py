@@ -1,6 +1,7 @@
 """The study in Mininet: a star of hosts around one switch, links shaped by
-tc (TCLink: htb for the rate, netem for delay and loss), and the checks of
-what the running kernel supports.
+tc (TCLink: htb for the rate, netem for delay and loss), each host's TCP
+congestion control (`--tcp`), and the checks of what the running kernel
+supports.
 
 Mininet is imported only here and only when used, so `--local` runs
 without it. Everything needs root.
@@ -195,10 +196,10 @@ def machine_tcp() -> str:
 
 def set_tcp(nodes, name: str) -> List[str]:
     """Sets each host's own TCP congestion control (a per-namespace sysctl)
-    and reads it back. Each host would otherwise inherit this machine's: on
-    a machine set to bbr, N = 30 at 10 Mbit/s ran 1.26-1.32 times its bound
-    with one or two hosts 4-9 s behind the rest, and 1.23-1.24 with cubic
-    (README, "The study beyond the lab"). Returns the problems found."""
+    and reads it back. Each host would otherwise inherit this machine's
+    default, which decides how the flows share every link: this VM is set
+    to bbr, a stock Debian host runs cubic, and the same study differs
+    between the two (README, "At scale"). Returns the problems found."""
     problems = []
     for node in nodes:
         out = node.cmd(f"sysctl -q -w net.ipv4.tcp_congestion_control={name} 2>&1; "
