@@ -199,7 +199,8 @@ def set_tcp(nodes, name: str) -> List[str]:
     and reads it back. Each host would otherwise inherit this machine's
     default, which decides how the flows share every link: this VM is set
     to bbr, a stock Debian host runs cubic, and the same study differs
-    between the two (README, "At scale"). Returns the problems found."""
+    between the two (README, "TCP in the emulated hosts"). Returns the
+    problems found."""
     problems = []
     for node in nodes:
         out = node.cmd(f"sysctl -q -w net.ipv4.tcp_congestion_control={name} 2>&1; "
