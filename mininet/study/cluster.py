@@ -338,11 +338,7 @@ class ClusterEnvironment:
         problems = net.check_links(self.net, max_n, cfg.bw, cfg.hosts(max_n) if cfg.links else None)
         if problems:
             raise RuntimeError("the cluster network does not work: " + "; ".join(problems))
-        if cfg.tcp != "system":
-            problems = net.set_tcp([self.net.get(f"h{i}") for i in range(max_n + 1)], cfg.tcp)
-            if problems:
-                raise RuntimeError(f"--tcp {cfg.tcp}: " + "; ".join(problems[:3]))
-        self.notes.append(net.tcp_note(cfg.tcp))
+        self.notes.append(net.apply_tcp([self.net.get(f"h{i}") for i in range(max_n + 1)], cfg.tcp))
         self.server = ClusterHost(self.net.get("h0"), by_name[cfg.seeder_server])
         self.clients = [ClusterHost(self.net.get(f"h{i}"), by_name[where[i]]) for i in range(1, max_n + 1)]
         self.limits = net.NoLimits()

@@ -212,6 +212,17 @@ def set_tcp(nodes, name: str) -> List[str]:
     return problems
 
 
+def apply_tcp(nodes, name: str) -> str:
+    """`set_tcp` unless `name` is `system`; raises RuntimeError naming the
+    hosts that refused. Returns the note that says what the hosts run."""
+    if name != "system":
+        problems = set_tcp(nodes, name)
+        if problems:
+            raise RuntimeError(f"--tcp {name}: " + "; ".join(problems[:3])
+                               + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
+    return tcp_note(name)
+
+
 def tcp_note(name: str) -> str:
     if name == "system":
         return f"TCP congestion control: this machine's own, {machine_tcp()} (--tcp system)"
@@ -273,13 +284,11 @@ class MininetEnvironment:
         if problems:
             self.close()
             raise RuntimeError("the Mininet network does not work: " + "; ".join(problems))
-        if cfg.tcp != "system":
-            problems = set_tcp([self.net.get(f"h{i}") for i in range(max_n + 1)], cfg.tcp)
-            if problems:
-                self.close()
-                raise RuntimeError(f"--tcp {cfg.tcp}: " + "; ".join(problems[:3])
-                                   + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
-        self.notes.append(tcp_note(cfg.tcp))
+        try:
+            self.notes.append(apply_tcp([self.net.get(f"h{i}") for i in range(max_n + 1)], cfg.tcp))
+        except RuntimeError:
+            self.close()
+            raise
         h1 = self.net.get("h1")
         shown = h1.cmd(f"cat /sys/class/net/{h1.defaultIntf()}/tx_queue_len").strip()
         if shown.isdigit():
