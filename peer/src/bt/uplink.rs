@@ -51,6 +51,12 @@ pub const LIFT_ABOVE: f64 = 4.0;
 /// Samples that came longer ago than this are not used: that peer stopped
 /// answering or we stopped sending to it.
 pub const FRESH: Duration = Duration::from_secs(3);
+/// What we upload is taken as the most of this many steps. One step's
+/// upload is no measure of the rate: a super-seeder between offers sends
+/// next to nothing for a second, and a fall computed from that second took
+/// its limit from 1.37 MB/s to 16 KiB/s, 45 s to climb back, while the
+/// hosts that had only it to ask waited (Mininet, cubic, hosts leaving).
+pub const RECENT_STEPS: usize = 5;
 
 #[derive(Debug)]
 pub struct Uplink {
@@ -62,6 +68,8 @@ pub struct Uplink {
     /// Since the rate last fell (above the target ever since): when, and
     /// the smallest queue seen since.
     fell: Option<(Instant, Duration)>,
+    /// Bytes uploaded in each of the last [`RECENT_STEPS`] steps.
+    recent: std::collections::VecDeque<u64>,
 }
 
 /// The lower quartile of the queues of the samples that arrived since
@@ -83,6 +91,7 @@ impl Uplink {
             ceiling,
             limit: None,
             fell: None,
+            recent: std::collections::VecDeque::with_capacity(RECENT_STEPS + 1),
         }
     }
 
@@ -90,6 +99,10 @@ impl Uplink {
     /// `uploaded` bytes per second over the last step. Returns the upload
     /// limit to set (`None`: unlimited).
     pub fn step(&mut self, now: Instant, samples: &[Sample], uploaded: u64) -> Option<u64> {
+        self.recent.push_back(uploaded);
+        if self.recent.len() > RECENT_STEPS {
+            self.recent.pop_front();
+        }
         let fresh = now.checked_sub(FRESH).unwrap_or(now);
         let Some(queue) = low_queue(samples, fresh, fresh) else {
             return self.rate();
@@ -97,7 +110,7 @@ impl Uplink {
         // How far off target, in targets: +1 with no queue, negative above.
         let off =
             |queue: Duration| (TARGET.as_secs_f64() - queue.as_secs_f64()) / TARGET.as_secs_f64();
-        let floor = uploaded.max(MIN_RATE) as f64;
+        let floor = self.recent.iter().copied().max().unwrap_or(0).max(MIN_RATE) as f64;
         if off(queue) >= 0.0 {
             self.fell = None;
             if let Some(limit) = self.limit {
@@ -211,6 +224,25 @@ mod tests {
             steps += 1;
             assert!(steps < 100, "never lifted");
         }
+    }
+
+    #[test]
+    fn a_second_with_nothing_to_send_is_not_our_rate() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut up = Uplink::new(None);
+        // A queue at full rate: a limit near the link's.
+        let limited = up.step(at(1), &[sample(400, at(0), at(1))], LINK).unwrap();
+        assert_eq!(limited, LINK * 7 / 10);
+        // The queue drains; then a second in which we sent nothing (a
+        // super-seeder between offers): the limit is neither lifted ...
+        let raised = up.step(at(2), &[sample(0, at(1), at(2))], limited).unwrap();
+        let kept = up.step(at(3), &[sample(0, at(2), at(3))], 0);
+        assert!(kept.is_some_and(|k| k >= raised), "{kept:?} after {raised}");
+        // ... nor taken down to what that second sent when a queue shows
+        // again: it falls from where it was.
+        let fell = up.step(at(4), &[sample(300, at(3), at(4))], 0).unwrap();
+        assert!(fell > LINK / 2, "{fell}: from the lull, not the limit");
     }
 
     #[test]
