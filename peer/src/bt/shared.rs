@@ -16,7 +16,7 @@ use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, OnceLock,
     },
 };
@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{
+    choke::Slots,
     delay::Sample,
     events::{self, Event, EventLog},
     extensions::Offered,
@@ -160,7 +161,8 @@ pub struct Shared {
     pub uploaded: AtomicU64,
     pub hash_failures: AtomicU64,
     pub max_peers: usize,
-    pub unchoke_slots: usize,
+    /// Peers unchoked at once now, as the last choking round set it.
+    pub unchoke_slots: AtomicUsize,
     pub shutdown: CancellationToken,
     /// Pieces being hashed and written at once. A session with a complete
     /// piece waits for a permit, so it stops reading and TCP slows the
@@ -184,7 +186,7 @@ pub struct Limits {
     pub upload_rate: Option<u64>,
     pub download_rate: Option<u64>,
     pub max_peers: usize,
-    pub unchoke_slots: usize,
+    pub unchoke_slots: Slots,
     /// Super-seed (BEP 16) while we have every piece.
     pub super_seed: bool,
     /// Where to record events (`events`), if anywhere.
@@ -236,7 +238,7 @@ impl Shared {
             uploaded: AtomicU64::new(0),
             hash_failures: AtomicU64::new(0),
             max_peers: limits.max_peers,
-            unchoke_slots: limits.unchoke_slots,
+            unchoke_slots: AtomicUsize::new(limits.unchoke_slots.least()),
             shutdown,
             verify_slots: Arc::new(Semaphore::new(permits)),
             verify_permits: permits as u32,
@@ -355,7 +357,7 @@ impl Shared {
         let slot = state.peers.get_mut(&key)?;
         slot.interested = interested;
         if interested {
-            let free = unchoked < self.unchoke_slots && !slot.unchoked;
+            let free = unchoked < self.unchoke_slots.load(Ordering::Relaxed) && !slot.unchoked;
             slot.unchoked |= free;
             return free.then_some(false);
         }

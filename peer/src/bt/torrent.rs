@@ -28,7 +28,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::{
     admission,
-    choke::{Candidate, Choker},
+    choke::{Candidate, Choker, Slots},
     dialer::Dialer,
     events::{self, Event, EventLog},
     extensions::Offered,
@@ -58,7 +58,8 @@ pub struct Settings {
     pub download_rate: Option<u64>,
     /// Keep seeding after the download completes (until cancelled).
     pub keep_seeding: bool,
-    pub unchoke_slots: usize,
+    /// Peers unchoked at once (`choke::Slots`).
+    pub unchoke_slots: Slots,
     /// Super-seed (BEP 16): show each peer only pieces chosen for it.
     pub super_seed: bool,
     /// Peers to dial from the start (`--peer`, a magnet link's `x.pe`),
@@ -485,7 +486,8 @@ fn uplink_step(shared: &Shared, uplink: &mut Uplink, uploaded_before: &mut u64) 
     let per_second = (bytes as f64 / uplink::STEP.as_secs_f64()) as u64;
     let before = shared.upload_limit.rate();
     let samples = shared.uplink_samples();
-    let rate = uplink.step(std::time::Instant::now(), &samples, per_second);
+    let downloading = !shared.state().picker.is_complete();
+    let rate = uplink.step(std::time::Instant::now(), &samples, per_second, downloading);
     if rate != before {
         let queues: Vec<u128> = samples.iter().map(|s| s.queue.as_millis()).collect();
         debug!(?rate, uploaded = per_second, ?queues, "upload limit");
@@ -531,7 +533,16 @@ fn choke_round(shared: &Shared, choker: &mut Choker, uploaded_before: &mut u64) 
         let gained = gained * shared.geometry.piece_length;
         offers.set_extra_copies(superseed::seeder_is_faster(ours, gained, state.peers.len()));
     }
-    let unchoke = choker.round(&candidates, &mut state.rng);
+    // A super-seeder keeps the least slots (see `choke`).
+    let rate = if super_seeding {
+        0.0
+    } else {
+        ours as f64 / seconds
+    };
+    let unchoke = choker.round(&candidates, rate, &mut state.rng);
+    shared
+        .unchoke_slots
+        .store(choker.slots(), Ordering::Relaxed);
     for (key, slot) in state.peers.iter_mut() {
         slot.down_round = 0;
         slot.up_round = 0;

@@ -28,6 +28,13 @@
 //! stay near zero and nothing is ever limited; peers that do not speak
 //! `ledbat_delay` give no samples and change nothing.
 //!
+//! A peer with nothing left to download is not limited: none of its own
+//! requests or acknowledgements wait behind its uploads, and the queues
+//! before its peers' downlinks still read as its own. The super-seeder of
+//! 30 hosts on 10 Mbit/s links, all running cubic, held its limit at 0.68
+//! to 1.57 MB/s on a 1.25 MB/s link, mostly under 1 MB/s; unlimited, the
+//! median host finished 3 to 4 s sooner (Mininet, 100 MiB).
+//!
 //! "Uploaded" is what we wrote to sockets: above the link's rate while the
 //! socket buffers fill, at it once they are full. So the first fall starts
 //! from too high a rate, and the queue tells the next.
@@ -95,13 +102,24 @@ impl Uplink {
         }
     }
 
-    /// One step at `now`: the latest sample of each peer we upload to, and
-    /// `uploaded` bytes per second over the last step. Returns the upload
-    /// limit to set (`None`: unlimited).
-    pub fn step(&mut self, now: Instant, samples: &[Sample], uploaded: u64) -> Option<u64> {
+    /// One step at `now`: the latest sample of each peer we upload to,
+    /// `uploaded` bytes per second over the last step, and whether we still
+    /// download. Returns the upload limit to set (`None`: unlimited).
+    pub fn step(
+        &mut self,
+        now: Instant,
+        samples: &[Sample],
+        uploaded: u64,
+        downloading: bool,
+    ) -> Option<u64> {
         self.recent.push_back(uploaded);
         if self.recent.len() > RECENT_STEPS {
             self.recent.pop_front();
+        }
+        if !downloading {
+            self.limit = None;
+            self.fell = None;
+            return self.rate();
         }
         let fresh = now.checked_sub(FRESH).unwrap_or(now);
         let Some(queue) = low_queue(samples, fresh, fresh) else {
@@ -174,12 +192,12 @@ mod tests {
         for s in 1..20 {
             let at = now + Duration::from_secs(s);
             let samples = [sample(0, at - ms(5), at), sample(30, at - ms(5), at)];
-            assert_eq!(up.step(at, &samples, 10 * LINK), None);
+            assert_eq!(up.step(at, &samples, 10 * LINK, true), None);
         }
-        assert_eq!(up.step(now, &[], 0), None);
+        assert_eq!(up.step(now, &[], 0, true), None);
         let mut capped = Uplink::new(Some(LINK));
         assert_eq!(
-            capped.step(now, &[sample(0, now, now)], LINK),
+            capped.step(now, &[sample(0, now, now)], LINK, true),
             Some(LINK),
             "the user's limit stays"
         );
@@ -192,33 +210,39 @@ mod tests {
         let at = |s: u64| start + Duration::from_secs(s);
         // Our queue: every peer sees 2 s.
         let s = |queue, sent, came| sample(queue, at(sent), at(came));
-        let first = up.step(at(1), &[s(2000, 0, 1), s(2000, 0, 1), s(2100, 0, 1)], LINK);
+        let first = up.step(
+            at(1),
+            &[s(2000, 0, 1), s(2000, 0, 1), s(2100, 0, 1)],
+            LINK,
+            true,
+        );
         assert_eq!(first, Some(LINK * 7 / 10), "by MAX_FALL at most");
         // Samples sent before the fall cannot show it: held.
-        assert_eq!(up.step(at(2), &[s(2500, 0, 2)], LINK), first);
+        assert_eq!(up.step(at(2), &[s(2500, 0, 2)], LINK, true), first);
         // Sent after it, a queue no smaller: the fall was not enough.
-        let second = up.step(at(3), &[s(2100, 2, 3)], LINK).unwrap();
+        let second = up.step(at(3), &[s(2100, 2, 3)], LINK, true).unwrap();
         assert!(second.abs_diff(LINK * 49 / 100) <= 1, "{second}");
         // Shrinking: held, however far above the target.
-        assert_eq!(up.step(at(4), &[s(1500, 3, 4)], second), Some(second));
-        assert_eq!(up.step(at(5), &[s(900, 4, 5)], second), Some(second));
+        assert_eq!(up.step(at(4), &[s(1500, 3, 4)], second, true), Some(second));
+        assert_eq!(up.step(at(5), &[s(900, 4, 5)], second, true), Some(second));
         // It stops shrinking above the target: a fall by how far above.
-        let third = up.step(at(6), &[s(120, 5, 6)], second).unwrap();
-        let fourth = up.step(at(7), &[s(125, 6, 7)], second).unwrap();
+        let third = up.step(at(6), &[s(120, 5, 6)], second, true).unwrap();
+        let fourth = up.step(at(7), &[s(125, 6, 7)], second, true).unwrap();
         assert!(
             fourth < third && fourth as f64 > third as f64 * 0.97,
             "{third} then {fourth}"
         );
         // The queue gone: up by a tenth a step, until the limit is far
         // above what we send and lifted.
-        let fifth = up.step(at(8), &[s(0, 7, 8)], fourth).unwrap();
+        let fifth = up.step(at(8), &[s(0, 7, 8)], fourth, true).unwrap();
         assert!(
             fifth.abs_diff(fourth * 11 / 10) <= 1,
             "{fifth} after {fourth}"
         );
         let mut last = fifth;
         let mut steps = 0;
-        while let Some(rate) = up.step(at(9 + steps), &[s(0, 8 + steps, 9 + steps)], MIN_RATE) {
+        while let Some(rate) = up.step(at(9 + steps), &[s(0, 8 + steps, 9 + steps)], MIN_RATE, true)
+        {
             assert!(rate >= last);
             last = rate;
             steps += 1;
@@ -232,16 +256,22 @@ mod tests {
         let at = |s: u64| start + Duration::from_secs(s);
         let mut up = Uplink::new(None);
         // A queue at full rate: a limit near the link's.
-        let limited = up.step(at(1), &[sample(400, at(0), at(1))], LINK).unwrap();
+        let limited = up
+            .step(at(1), &[sample(400, at(0), at(1))], LINK, true)
+            .unwrap();
         assert_eq!(limited, LINK * 7 / 10);
         // The queue drains; then a second in which we sent nothing (a
         // super-seeder between offers): the limit is neither lifted ...
-        let raised = up.step(at(2), &[sample(0, at(1), at(2))], limited).unwrap();
-        let kept = up.step(at(3), &[sample(0, at(2), at(3))], 0);
+        let raised = up
+            .step(at(2), &[sample(0, at(1), at(2))], limited, true)
+            .unwrap();
+        let kept = up.step(at(3), &[sample(0, at(2), at(3))], 0, true);
         assert!(kept.is_some_and(|k| k >= raised), "{kept:?} after {raised}");
         // ... nor taken down to what that second sent when a queue shows
         // again: it falls from where it was.
-        let fell = up.step(at(4), &[sample(300, at(3), at(4))], 0).unwrap();
+        let fell = up
+            .step(at(4), &[sample(300, at(3), at(4))], 0, true)
+            .unwrap();
         assert!(fell > LINK / 2, "{fell}: from the lull, not the limit");
     }
 
@@ -253,13 +283,13 @@ mod tests {
         // short.
         let mut busy = vec![sample(5000, now, now); 6];
         busy.extend([sample(0, now, now), sample(10, now, now)]);
-        assert_eq!(up.step(now, &busy, LINK), None);
+        assert_eq!(up.step(now, &busy, LINK, true), None);
         // Seven of eight see one: it is ours.
         busy[6] = sample(4000, now, now);
-        assert_eq!(up.step(now, &busy, LINK), Some(LINK * 7 / 10));
+        assert_eq!(up.step(now, &busy, LINK, true), Some(LINK * 7 / 10));
         let mut up = Uplink::new(None);
         let stale = [sample(5000, now, now - FRESH - ms(1))];
-        assert_eq!(up.step(now, &stale, LINK), None);
+        assert_eq!(up.step(now, &stale, LINK, true), None);
     }
 
     #[test]
@@ -270,13 +300,33 @@ mod tests {
         for s in 1..200 {
             let at = start + Duration::from_secs(s);
             // A queue that grows whatever we do.
-            rate = up.step(at, &[sample(9000 + s, at, at)], MIN_RATE);
+            rate = up.step(at, &[sample(9000 + s, at, at)], MIN_RATE, true);
         }
         assert_eq!(rate, Some(MIN_RATE));
         for s in 200..400 {
             let at = start + Duration::from_secs(s);
-            rate = up.step(at, &[sample(0, at, at)], LINK / 4);
+            rate = up.step(at, &[sample(0, at, at)], LINK / 4, true);
         }
         assert_eq!(rate, Some(LINK / 4));
+    }
+
+    #[test]
+    fn nothing_left_to_download_no_limit() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut up = Uplink::new(None);
+        let queue = |s| [sample(400, at(s - 1), at(s))];
+        assert!(
+            up.step(at(1), &queue(1), LINK, true).is_some(),
+            "downloading"
+        );
+        assert_eq!(up.step(at(2), &queue(2), LINK, false), None, "complete");
+        assert_eq!(up.step(at(3), &queue(3), LINK, false), None);
+        let mut capped = Uplink::new(Some(LINK / 2));
+        assert_eq!(
+            capped.step(at(1), &queue(1), LINK, false),
+            Some(LINK / 2),
+            "the user's limit stays"
+        );
     }
 }

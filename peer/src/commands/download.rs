@@ -12,6 +12,7 @@ use super::{load_torrent, magnet_source};
 use peer::{
     bt::{
         admission,
+        choke::Slots,
         events::EventLog,
         storage::{Storage, StorageError},
         torrent::{self, Settings, Summary, TorrentError},
@@ -44,10 +45,11 @@ pub struct PeerOptions {
     #[arg(long, value_name = "RATE", value_parser = units::parse_rate)]
     max_upload_rate: Option<u64>,
     /// Peers unchoked at once: the fastest ones plus one optimistic slot.
-    /// 8, as libtorrent's default: with the classic 4, a peer that became
-    /// interested last waits a whole 10 s round in a small swarm.
-    #[arg(long, default_value_t = 8)]
-    unchoke_slots: usize,
+    /// Default: as many as our upload rate feeds, at least 8 (libtorrent's
+    /// default), about 23 at 10 Mbit/s (the rule of libtorrent's rate-based
+    /// choker); a super-seeder keeps 8. A number fixes it.
+    #[arg(long, value_name = "N")]
+    unchoke_slots: Option<usize>,
     /// A peer to dial, HOST:PORT (repeatable), besides those the trackers
     /// give; with it a torrent needs no tracker.
     #[arg(long = "peer", value_name = "HOST:PORT", value_parser = peer_address)]
@@ -246,7 +248,9 @@ fn settings(
         upload_rate: options.max_upload_rate,
         download_rate,
         keep_seeding,
-        unchoke_slots: options.unchoke_slots.max(1),
+        unchoke_slots: options
+            .unchoke_slots
+            .map_or_else(Slots::default, |n| Slots::Fixed(n.max(1))),
         super_seed: false,
     }
 }

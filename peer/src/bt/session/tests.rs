@@ -50,7 +50,7 @@ fn seeder_with(dir: &std::path::Path, payload: &[u8], super_seed: bool) -> (Meta
         upload_rate: None,
         download_rate: None,
         max_peers: 8,
-        unchoke_slots: 4,
+        unchoke_slots: super::super::choke::Slots::Fixed(4),
         super_seed,
         events: None,
     };
