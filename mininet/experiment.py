@@ -60,7 +60,7 @@ def parse_args(argv):
     parser.add_argument("--switch", choices=["auto", "ovs", "lxbr"], default="auto",
                         help="Mininet switch: Open vSwitch if running, else the Linux bridge (default auto)")
     parser.add_argument("--piece-length", default="auto", help="for peer create (default auto)")
-    parser.add_argument("--unchoke-slots", type=int, help="passed to peer seed and peer download (peer's default: 8)")
+    parser.add_argument("--unchoke-slots", type=int, help="passed to peer seed and peer download (peer's default: as many as its upload feeds, at least 8; a super-seeder 8)")
     parser.add_argument("--seeder-unchoke-slots", type=int, help="only for the seeder (default: as --unchoke-slots)")
     parser.add_argument("--plain-seed", action="store_true",
                         help="the seeder shows its whole bitfield (default: peer seed --super-seed, BEP 16)")
