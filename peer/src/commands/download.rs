@@ -46,8 +46,9 @@ pub struct PeerOptions {
     max_upload_rate: Option<u64>,
     /// Peers unchoked at once: the fastest ones plus one optimistic slot.
     /// Default: as many as our upload rate feeds, at least 8 (libtorrent's
-    /// default), about 23 at 10 Mbit/s (the rule of libtorrent's rate-based
-    /// choker); a super-seeder keeps 8. A number fixes it.
+    /// default): about 12 at 5 Mbit/s and 17 at 10 (each further slot must
+    /// get 1 KiB/s plus 4 KiB/s per slot before it); a super-seeder keeps 8.
+    /// A number fixes it.
     #[arg(long, value_name = "N")]
     unchoke_slots: Option<usize>,
     /// A peer to dial, HOST:PORT (repeatable), besides those the trackers
